@@ -1,0 +1,12 @@
+"""omnivi: multimodal single-cell integration on scvi-tools."""
+
+from importlib.metadata import PackageNotFoundError, version
+
+from . import data, model, module, nn
+
+try:
+    __version__ = version("omnivi")
+except PackageNotFoundError:  # pragma: no cover - running from a source tree
+    __version__ = "0.0.0"
+
+__all__ = ["data", "model", "module", "nn"]

@@ -1,0 +1,170 @@
+"""Checks run on user input before anything is registered or trained.
+
+Every check only reads the user's object. A failing check raises an error that names the
+problem and how to fix it, so nothing is left half-registered.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+
+import numpy as np
+import scipy.sparse as sp
+from anndata import AnnData
+from mudata import MuData
+
+
+def _stored_values(matrix) -> np.ndarray:
+    """Return the explicitly stored values of a dense or sparse matrix (no copy if possible)."""
+    if sp.issparse(matrix):
+        return np.asarray(matrix.data)
+    return np.asarray(matrix)
+
+
+def get_matrix(adata: AnnData, layer: str | None):
+    """Return ``adata.X`` or ``adata.layers[layer]``, with a clear error if the layer is absent.
+
+    Parameters
+    ----------
+    adata
+        The AnnData (or one modality of a MuData) to read from.
+    layer
+        Name of a layer, or ``None`` for ``.X``.
+    """
+    if layer is None:
+        if adata.X is None:
+            raise ValueError(
+                "`.X` is empty. Put the counts into `.X` or pass the name of the layer that "
+                "holds them."
+            )
+        return adata.X
+    if layer not in adata.layers:
+        raise KeyError(
+            f"Layer {layer!r} not found; available layers: {sorted(adata.layers)}. Pass one of "
+            "them, or None to use `.X`."
+        )
+    return adata.layers[layer]
+
+
+def check_finite(matrix, where: str) -> None:
+    """Raise if ``matrix`` holds NaN or infinite values.
+
+    Parameters
+    ----------
+    matrix
+        Dense or sparse matrix.
+    where
+        Human-readable location used in the message, e.g. ``"modality 'rna', layer 'counts'"``.
+    """
+    values = _stored_values(matrix)
+    if not np.isfinite(values).all():
+        n_bad = int((~np.isfinite(values)).sum())
+        raise ValueError(
+            f"{where} contains {n_bad} NaN or infinite values. Remove or impute them (for "
+            "example `np.nan_to_num`) before setting up the data."
+        )
+
+
+def check_counts(matrix, where: str, likelihood: str) -> None:
+    """Raise unless ``matrix`` holds non-negative integers, as a count likelihood needs.
+
+    Parameters
+    ----------
+    matrix
+        Dense or sparse matrix.
+    where
+        Human-readable location used in the message.
+    likelihood
+        The likelihood that needs counts; named in the message.
+    """
+    values = _stored_values(matrix)
+    if (values < 0).any():
+        raise ValueError(
+            f"{where} contains negative values, but the {likelihood!r} likelihood models "
+            "counts. Pass the raw counts (often in a 'counts' layer), or use the 'normal' "
+            "likelihood for normalised or scaled data."
+        )
+    if not np.array_equal(values, np.round(values)):
+        raise ValueError(
+            f"{where} contains non-integer values, but the {likelihood!r} likelihood models "
+            "counts. Pass the raw counts (often in a 'counts' layer), or use the 'normal' "
+            "likelihood for normalised data."
+        )
+
+
+def check_nonnegative(matrix, where: str) -> None:
+    """Raise if ``matrix`` holds negative values (accessibility must be counts or 0/1).
+
+    Parameters
+    ----------
+    matrix
+        Dense or sparse matrix.
+    where
+        Human-readable location used in the message.
+    """
+    if (_stored_values(matrix) < 0).any():
+        raise ValueError(
+            f"{where} contains negative values. Accessibility must be fragment counts or "
+            "binary peak calls (0/1)."
+        )
+
+
+def check_obs_columns(adata: AnnData | MuData, keys: Iterable[str | None], where: str) -> None:
+    """Raise if a requested ``.obs`` column does not exist.
+
+    Parameters
+    ----------
+    adata
+        Object whose ``.obs`` is searched.
+    keys
+        Column names; ``None`` entries are ignored.
+    where
+        Human-readable location used in the message.
+    """
+    for key in keys:
+        if key is not None and key not in adata.obs.columns:
+            raise KeyError(
+                f"Column {key!r} not found in {where}.obs; available columns: "
+                f"{list(adata.obs.columns)}. Check the spelling, or point `modalities` at the "
+                "modality whose .obs holds it."
+            )
+
+
+def check_modalities(mdata: MuData, modalities: Mapping[str, str]) -> None:
+    """Raise if ``modalities`` names a modality the MuData does not have.
+
+    Parameters
+    ----------
+    mdata
+        The user's MuData.
+    modalities
+        Mapping from ``setup_mudata`` argument to modality name.
+    """
+    for arg, mod in modalities.items():
+        if mod is not None and mod not in mdata.mod:
+            raise KeyError(
+                f"modalities[{arg!r}] = {mod!r}, but the MuData has no modality {mod!r}; it "
+                f"has {list(mdata.mod)}."
+            )
+
+
+def check_paired(mdata: MuData, mod_keys: Iterable[str]) -> None:
+    """Raise unless every cell of ``mdata`` is present in each of ``mod_keys``.
+
+    Parameters
+    ----------
+    mdata
+        The user's MuData.
+    mod_keys
+        Modalities that every cell must have.
+    """
+    for mod in mod_keys:
+        modality = mdata.mod[mod]
+        missing = mdata.n_obs - int(mdata.obs_names.isin(modality.obs_names).sum())
+        if missing or modality.obs_names.has_duplicates:
+            raise ValueError(
+                f"{missing} of {mdata.n_obs} cells have no measurement in modality {mod!r}. "
+                "OmniVI needs every cell in every modality it models (mosaic data is not "
+                "supported yet). Keep the cells measured in all modalities with "
+                "`muon.pp.intersect_obs(mdata)`, or leave that modality out of `modalities`."
+            )

@@ -1,0 +1,5 @@
+"""Models: user-facing scvi-tools models."""
+
+from ._omnivi import OmniVI
+
+__all__ = ["OmniVI"]

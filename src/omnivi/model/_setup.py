@@ -1,0 +1,115 @@
+"""Building the scvi-tools fields that register data for OmniVI."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from anndata import AnnData
+from mudata import MuData
+from scvi import REGISTRY_KEYS
+from scvi.data import fields
+
+from omnivi._constants import LAYER_ARGS, MODALITY_REGISTRY_KEYS
+from omnivi.data._validation import (
+    check_finite,
+    check_modalities,
+    check_obs_columns,
+    check_paired,
+    get_matrix,
+)
+
+_OBS_ARGS = ("batch_key", "labels_key", "categorical_covariate_keys", "continuous_covariate_keys")
+
+
+def anndata_fields(
+    adata: AnnData,
+    layer: str | None,
+    batch_key: str | None,
+    labels_key: str | None,
+    categorical_covariate_keys: list[str] | None,
+    continuous_covariate_keys: list[str] | None,
+) -> list:
+    """Validate an RNA-only AnnData and return the fields that register it."""
+    check_obs_columns(
+        adata,
+        [batch_key, labels_key, *(categorical_covariate_keys or []), *(continuous_covariate_keys or [])],
+        "adata",
+    )
+    check_finite(get_matrix(adata, layer), f"adata layer {layer or '.X'!r}")
+    return [
+        fields.LayerField(MODALITY_REGISTRY_KEYS["rna"], layer, is_count_data=False),
+        fields.CategoricalObsField(REGISTRY_KEYS.BATCH_KEY, batch_key),
+        fields.CategoricalObsField(REGISTRY_KEYS.LABELS_KEY, labels_key),
+        fields.CategoricalJointObsField(REGISTRY_KEYS.CAT_COVS_KEY, categorical_covariate_keys),
+        fields.NumericalJointObsField(REGISTRY_KEYS.CONT_COVS_KEY, continuous_covariate_keys),
+    ]
+
+
+def mudata_fields(
+    mdata: MuData,
+    layers: Mapping[str, str | None],
+    obs_keys: Mapping[str, str | list[str] | None],
+    modalities: Mapping[str, str],
+) -> list:
+    """Validate a MuData and return the fields that register it.
+
+    Parameters
+    ----------
+    mdata
+        The user's MuData.
+    layers
+        Layer per omnivi modality (``"rna"``, ``"protein"``, ``"atac"``); ``None`` for ``.X``.
+    obs_keys
+        The ``setup_mudata`` arguments that name ``.obs`` columns, by argument name.
+    modalities
+        Mapping from ``setup_mudata`` argument to modality name in ``mdata``.
+    """
+    valid = set(LAYER_ARGS.values()) | set(_OBS_ARGS)
+    unknown = set(modalities) - valid
+    if unknown:
+        raise ValueError(
+            f"Unknown key(s) {sorted(unknown)} in `modalities`; valid keys are {sorted(valid)}, "
+            "e.g. modalities={'rna_layer': 'rna', 'protein_layer': 'adt'}."
+        )
+    present = [m for m, arg in LAYER_ARGS.items() if modalities.get(arg) is not None]
+    if not present:
+        raise ValueError(
+            "No modality given. Name at least one in `modalities`, e.g. "
+            "modalities={'rna_layer': 'rna', 'protein_layer': 'adt', 'atac_layer': 'atac'}."
+        )
+    check_modalities(mdata, modalities)
+    check_paired(mdata, [modalities[LAYER_ARGS[m]] for m in present])
+    for arg in _OBS_ARGS:
+        keys = obs_keys.get(arg)
+        keys = [keys] if isinstance(keys, str) or keys is None else keys
+        mod = modalities.get(arg)
+        check_obs_columns(mdata[mod] if mod else mdata, keys, f"mdata[{mod!r}]" if mod else "mdata")
+
+    layer_fields = []
+    for m in present:
+        mod, layer = modalities[LAYER_ARGS[m]], layers[m]
+        check_finite(get_matrix(mdata[mod], layer), f"modality {mod!r} layer {layer or '.X'!r}")
+        layer_fields.append(
+            fields.MuDataLayerField(
+                MODALITY_REGISTRY_KEYS[m], layer, mod_key=mod, is_count_data=False, mod_required=True
+            )
+        )
+    return [
+        *layer_fields,
+        fields.MuDataCategoricalObsField(
+            REGISTRY_KEYS.BATCH_KEY, obs_keys["batch_key"], mod_key=modalities.get("batch_key")
+        ),
+        fields.MuDataCategoricalObsField(
+            REGISTRY_KEYS.LABELS_KEY, obs_keys["labels_key"], mod_key=modalities.get("labels_key")
+        ),
+        fields.MuDataCategoricalJointObsField(
+            REGISTRY_KEYS.CAT_COVS_KEY,
+            obs_keys["categorical_covariate_keys"],
+            mod_key=modalities.get("categorical_covariate_keys"),
+        ),
+        fields.MuDataNumericalJointObsField(
+            REGISTRY_KEYS.CONT_COVS_KEY,
+            obs_keys["continuous_covariate_keys"],
+            mod_key=modalities.get("continuous_covariate_keys"),
+        ),
+    ]

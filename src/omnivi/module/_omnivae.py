@@ -1,0 +1,380 @@
+"""The OmniVI module: per-modality encoders, a fused latent, per-modality decoders."""
+
+from __future__ import annotations
+
+import torch
+from scvi import REGISTRY_KEYS
+from scvi.module.base import BaseModuleClass, LossOutput, auto_move_data
+from torch import nn
+from torch.distributions import Distribution, Normal, kl_divergence
+
+from omnivi._constants import (
+    COUNT_LIKELIHOODS,
+    LIKELIHOODS,
+    MODALITIES,
+    MODALITY_REGISTRY_KEYS,
+    LatentDistribution,
+)
+from omnivi.nn import (
+    AccessibilityDecoder,
+    ExpressionDecoder,
+    FusionEncoder,
+    ModalityEncoder,
+    ProteinDecoder,
+)
+
+_DECODERS = {"rna": ExpressionDecoder, "protein": ProteinDecoder, "atac": AccessibilityDecoder}
+
+
+class OmniVAE(BaseModuleClass):
+    """Multimodal autoencoder with one joint latent per cell.
+
+    Each modality has its own encoder branch; the branches are concatenated and fused by a
+    joint bottleneck into the latent ``z``; each modality has its own decoder with a
+    likelihood fit to its data. Batch (and other categorical covariates) are injected into
+    the encoder branches and every decoder layer.
+
+    Parameters
+    ----------
+    n_features
+        Number of features per modality, e.g. ``{"rna": 2000, "protein": 134}``. Keys are
+        among ``"rna"``, ``"protein"``, ``"atac"``.
+    likelihoods
+        Likelihood per modality; missing entries take the default
+        (``"nb"``, ``"nbmixture"``, ``"bernoulli"``).
+    n_batch
+        Number of batches.
+    n_cats_per_cov
+        Number of categories of each extra categorical covariate.
+    n_continuous_cov
+        Number of continuous covariates.
+    n_hidden
+        Width of the hidden layers.
+    n_latent
+        Dimension of the joint latent.
+    n_layers
+        Number of hidden layers of each encoder branch and decoder.
+    dropout_rate
+        Dropout in the encoders.
+    latent_distribution
+        ``"normal"`` for a variational autoencoder with a standard normal prior,
+        ``"deterministic"`` for a plain autoencoder.
+    kl_beta
+        Weight of the KL term relative to reconstruction (a beta-VAE for ``!= 1``); the
+        training plan's KL warm-up multiplies it.
+    modality_weights
+        Weight of each modality's reconstruction loss; default 1 for each.
+    modality_dropout
+        During training, the probability that a cell has one of its modalities hidden from the
+        encoder (it is still reconstructed). This teaches the fusion to work from one modality
+        alone, which :meth:`inference` with ``modality_mask`` uses.
+    atac_region_fraction
+        Fraction of ATAC regions reconstructed in each training step: a fresh random subset
+        per minibatch, its loss rescaled to an unbiased estimate of the loss over all regions.
+        Evaluation always uses all regions. ``1.0`` reconstructs every region every step.
+    encode_covariates
+        Whether the encoder branches see batch and covariates (needed by scArches surgery to
+        adapt encoders to new batches).
+    use_batch_norm, use_layer_norm
+        Normalisation of the hidden layers.
+    """
+
+    def __init__(
+        self,
+        n_features: dict[str, int],
+        likelihoods: dict[str, str] | None = None,
+        n_batch: int = 0,
+        n_cats_per_cov: list[int] | None = None,
+        n_continuous_cov: int = 0,
+        n_hidden: int = 128,
+        n_latent: int = 20,
+        n_layers: int = 1,
+        dropout_rate: float = 0.1,
+        latent_distribution: LatentDistribution = "normal",
+        kl_beta: float = 1.0,
+        modality_weights: dict[str, float] | None = None,
+        modality_dropout: float = 0.0,
+        atac_region_fraction: float = 0.25,
+        encode_covariates: bool = True,
+        use_batch_norm: bool = True,
+        use_layer_norm: bool = False,
+    ):
+        super().__init__()
+        unknown = set(n_features) - set(MODALITIES)
+        if unknown or not n_features:
+            raise ValueError(
+                f"`n_features` must name one or more of {MODALITIES}; got {list(n_features)}."
+            )
+        if latent_distribution not in ("normal", "deterministic"):
+            raise ValueError(
+                f"latent_distribution must be 'normal' or 'deterministic', got "
+                f"{latent_distribution!r}."
+            )
+        self.modalities = [m for m in MODALITIES if m in n_features]
+        self.likelihoods = {m: (likelihoods or {}).get(m, LIKELIHOODS[m][0]) for m in self.modalities}
+        for modality, likelihood in self.likelihoods.items():
+            if likelihood not in LIKELIHOODS[modality]:
+                raise ValueError(
+                    f"Likelihood {likelihood!r} is not available for {modality}; choose one of "
+                    f"{LIKELIHOODS[modality]}."
+                )
+        self.modality_weights = {m: float((modality_weights or {}).get(m, 1.0)) for m in self.modalities}
+        self.n_batch = n_batch
+        self.n_latent = n_latent
+        self.latent_distribution = latent_distribution
+        self.kl_beta = kl_beta
+        self.modality_dropout = modality_dropout
+        if not 0 < atac_region_fraction <= 1:
+            raise ValueError(f"atac_region_fraction must be in (0, 1], got {atac_region_fraction}.")
+        self.atac_region_fraction = atac_region_fraction
+
+        cat_list = [n_batch, *(n_cats_per_cov or [])]
+        layer_kwargs = {"use_batch_norm": use_batch_norm, "use_layer_norm": use_layer_norm}
+        self.encoders = nn.ModuleDict(
+            {
+                m: ModalityEncoder(
+                    n_features[m],
+                    n_hidden,
+                    n_cat_list=cat_list if encode_covariates else None,
+                    n_cont=n_continuous_cov if encode_covariates else 0,
+                    n_layers=n_layers,
+                    dropout_rate=dropout_rate,
+                    sparse_input=m == "atac",
+                    **layer_kwargs,
+                )
+                for m in self.modalities
+            }
+        )
+        self.encode_covariates = encode_covariates
+        self.fusion = FusionEncoder(
+            [n_hidden] * len(self.modalities),
+            n_latent,
+            n_hidden=n_hidden,
+            variational=latent_distribution == "normal",
+            dropout_rate=dropout_rate,
+            **layer_kwargs,
+        )
+        self.decoders = nn.ModuleDict(
+            {
+                m: _DECODERS[m](
+                    n_latent,
+                    n_features[m],
+                    likelihood=self.likelihoods[m],
+                    n_cat_list=cat_list,
+                    n_cont=n_continuous_cov,
+                    n_layers=n_layers,
+                    n_hidden=n_hidden,
+                    **layer_kwargs,
+                )
+                for m in self.modalities
+            }
+        )
+
+    # ----------------------------------------------------------------------------- inputs
+    def _get_inference_input(self, tensors: dict[str, torch.Tensor]) -> dict:
+        return {
+            "x": {m: tensors[MODALITY_REGISTRY_KEYS[m]] for m in self.modalities},
+            "batch_index": tensors[REGISTRY_KEYS.BATCH_KEY],
+            "cat_covs": tensors.get(REGISTRY_KEYS.CAT_COVS_KEY),
+            "cont_covs": tensors.get(REGISTRY_KEYS.CONT_COVS_KEY),
+        }
+
+    def _get_generative_input(
+        self, tensors: dict[str, torch.Tensor], inference_outputs: dict
+    ) -> dict:
+        return {
+            "z": inference_outputs["z"],
+            "size": self.size_factors({m: tensors[MODALITY_REGISTRY_KEYS[m]] for m in self.modalities}),
+            "batch_index": tensors[REGISTRY_KEYS.BATCH_KEY],
+            "cat_covs": tensors.get(REGISTRY_KEYS.CAT_COVS_KEY),
+            "cont_covs": tensors.get(REGISTRY_KEYS.CONT_COVS_KEY),
+        }
+
+    def size_factors(self, x: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """Per-cell size terms the decoders condition on.
+
+        RNA under a count likelihood: the observed library size. ATAC: the log number of
+        accessible regions. Other modalities need none.
+        """
+        size = {}
+        if "rna" in x and self.likelihoods["rna"] in COUNT_LIKELIHOODS:
+            size["rna"] = x["rna"].sum(dim=-1, keepdim=True)
+        if "atac" in x:
+            # sign() of non-negative data counts accessible regions, much faster than a
+            # count_nonzero that converts the whole block to integers.
+            size["atac"] = torch.log1p(x["atac"].sign().sum(dim=-1, keepdim=True))
+        return size
+
+    def _encoder_input(self, modality: str, x: torch.Tensor) -> torch.Tensor:
+        """Transform a modality's raw input for its encoder: log1p of counts.
+
+        ATAC passes unchanged: its sparse encoder reads presence/absence itself.
+        """
+        if self.likelihoods[modality] in COUNT_LIKELIHOODS:
+            return torch.log1p(x)
+        return x
+
+    @staticmethod
+    def reconstruction_target(
+        modality: str, x: torch.Tensor, regions: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """What a modality's decoder reconstructs: the input; for ATAC, the binarised regions."""
+        if modality != "atac":
+            return x
+        return (x if regions is None else x.index_select(1, regions)).gt(0).float()
+
+    @staticmethod
+    def _covariates(
+        batch_index: torch.Tensor, cat_covs: torch.Tensor | None
+    ) -> list[torch.Tensor]:
+        extra = list(torch.split(cat_covs, 1, dim=1)) if cat_covs is not None else []
+        return [batch_index, *extra]
+
+    def _training_mask(self, n_cells: int, device: torch.device) -> torch.Tensor:
+        """All-ones modality mask, with random single-modality dropout while training."""
+        mask = torch.ones(n_cells, len(self.modalities), device=device)
+        if self.training and self.modality_dropout > 0 and len(self.modalities) > 1:
+            dropped = torch.rand(n_cells, device=device) < self.modality_dropout
+            which = torch.randint(len(self.modalities), (n_cells,), device=device)
+            mask[dropped, which[dropped]] = 0.0
+        return mask
+
+    # ------------------------------------------------------------------------- inference
+    @auto_move_data
+    def inference(
+        self,
+        x: dict[str, torch.Tensor],
+        batch_index: torch.Tensor,
+        cat_covs: torch.Tensor | None = None,
+        cont_covs: torch.Tensor | None = None,
+        modality_mask: torch.Tensor | None = None,
+    ) -> dict[str, torch.Tensor | Distribution]:
+        """Encode each modality, fuse, and return the latent.
+
+        Parameters
+        ----------
+        x
+            Raw data per modality (cells x features).
+        batch_index
+            Batch of each cell (cells x 1).
+        cat_covs, cont_covs
+            Extra categorical and continuous covariates.
+        modality_mask
+            Cells x modalities, 1 where the encoder may use a modality. ``None`` uses all
+            (with modality dropout while training).
+
+        Returns
+        -------
+        ``z`` (the latent; a sample while training a VAE), ``qzm`` and ``qzv`` (mean and
+        variance; zero variance for a deterministic autoencoder), and ``qz`` for a VAE.
+        """
+        covariates = self._covariates(batch_index, cat_covs)
+        encoder_cats = covariates if self.encode_covariates else []
+        encoder_cont = cont_covs if self.encode_covariates else None
+        hidden = [
+            self.encoders[m](self._encoder_input(m, x[m]), *encoder_cats, cont=encoder_cont)
+            for m in self.modalities
+        ]
+        if modality_mask is None:
+            modality_mask = self._training_mask(batch_index.shape[0], batch_index.device)
+        qzm, qzv = self.fusion(hidden, modality_mask)
+        if qzv is None:
+            return {"z": qzm, "qzm": qzm, "qzv": torch.zeros_like(qzm)}
+        qz = Normal(qzm, qzv.sqrt())
+        z = qz.rsample() if self.training else qzm
+        return {"z": z, "qz": qz, "qzm": qzm, "qzv": qzv}
+
+    @auto_move_data
+    def generative(
+        self,
+        z: torch.Tensor,
+        size: dict[str, torch.Tensor],
+        batch_index: torch.Tensor,
+        cat_covs: torch.Tensor | None = None,
+        cont_covs: torch.Tensor | None = None,
+    ) -> dict[str, dict[str, Distribution]]:
+        """Decode ``z`` into one likelihood per modality, returned under ``"px"``.
+
+        While training with ``atac_region_fraction < 1`` the ATAC likelihood covers only the
+        regions returned under ``"atac_regions"``.
+        """
+        covariates = self._covariates(batch_index, cat_covs)
+        outputs = {"px": {}, "atac_regions": self._sample_regions(z.device)}
+        for m in self.modalities:
+            extra = (size[m],) if m in size else ()
+            options = {"regions": outputs["atac_regions"]} if m == "atac" else {}
+            outputs["px"][m] = self.decoders[m](z, *extra, *covariates, cont=cont_covs, **options)
+        return outputs
+
+    def _sample_regions(self, device: torch.device) -> torch.Tensor | None:
+        """A random subset of ATAC regions for one training step, or ``None`` for all."""
+        if "atac" not in self.modalities or not self.training or self.atac_region_fraction == 1:
+            return None
+        n_regions = self.decoders["atac"].pa_logit_decoder.out_features
+        n_sampled = max(int(n_regions * self.atac_region_fraction), 1)
+        # Sorted indices make the column gathers of the weights and targets contiguous-ish.
+        return torch.randperm(n_regions, device=device)[:n_sampled].sort().values
+
+    def loss(
+        self,
+        tensors: dict[str, torch.Tensor],
+        inference_outputs: dict,
+        generative_outputs: dict,
+        kl_weight: float = 1.0,
+    ) -> LossOutput:
+        """Weighted sum of per-modality negative log-likelihoods plus the weighted KL.
+
+        Each modality's unweighted reconstruction loss is also reported as
+        ``reconstruction_loss_<modality>`` so that it appears in ``model.history``.
+        """
+        nll = {}
+        for m in self.modalities:
+            x = tensors[MODALITY_REGISTRY_KEYS[m]]
+            regions = generative_outputs["atac_regions"] if m == "atac" else None
+            scale = 1.0 if regions is None else x.shape[1] / regions.numel()
+            target = self.reconstruction_target(m, x, regions)
+            nll[m] = -scale * generative_outputs["px"][m].log_prob(target).sum(dim=-1)
+        reconstruction = {m: self.modality_weights[m] * nll[m] for m in self.modalities}
+        if "qz" in inference_outputs:
+            prior = Normal(torch.zeros_like(inference_outputs["qzm"]), 1.0)
+            kl = kl_divergence(inference_outputs["qz"], prior).sum(dim=-1)
+        else:
+            kl = torch.zeros_like(nll[self.modalities[0]])
+        total = torch.stack(list(reconstruction.values())).sum(dim=0) + kl_weight * self.kl_beta * kl
+        return LossOutput(
+            loss=total.mean(),
+            reconstruction_loss=reconstruction,
+            kl_local={"kl_divergence_z": kl},
+            extra_metrics={f"reconstruction_loss_{m}": nll[m].mean().detach() for m in self.modalities},
+        )
+
+    def expected_value(
+        self, modality: str, px: Distribution, library_size: float | None = None
+    ) -> torch.Tensor:
+        """Denoised mean of a modality from its likelihood.
+
+        Parameters
+        ----------
+        modality
+            ``"rna"``, ``"protein"`` or ``"atac"``.
+        px
+            That modality's likelihood from :meth:`generative`.
+        library_size
+            RNA under a count likelihood: scale the expression frequencies to this library
+            size; ``None`` returns the rates at each cell's observed library size.
+
+        Returns
+        -------
+        RNA: expected expression; protein: the foreground (background removed) for
+        ``"nbmixture"``, else the mean; ATAC: the probability a region is accessible.
+        """
+        likelihood = self.likelihoods[modality]
+        if modality == "atac":
+            return px.probs
+        if likelihood == "normal":
+            return px.loc
+        if modality == "rna":
+            return px.mu if library_size is None else px.scale * library_size
+        if likelihood == "nbmixture":
+            return (1 - torch.sigmoid(px.mixture_logits)) * px.mu2
+        return px.mu
