@@ -104,6 +104,7 @@ def simulate_cite_seq(
         sp.csr_matrix(protein), obs=pd.DataFrame(index=cell_names),
         var=pd.DataFrame(index=[f"protein_{i:02d}" for i in range(n_proteins)]),
     )
-    mdata = md.MuData({"rna": rna_adata, "protein": protein_adata})
+    with md.set_options(pull_on_update=False):  # nothing to pull; avoids mudata's warning
+        mdata = md.MuData({"rna": rna_adata, "protein": protein_adata})
     mdata.obs = mdata.obs.join(obs)
     return mdata

@@ -300,8 +300,10 @@ class OmniVI(VAEMixin, ArchesMixin, UnsupervisedTrainingMixin, BaseModelClass):
             Learning rate of Adam (a fused implementation unless ``plan_kwargs`` names an
             ``optimizer``).
         plan_kwargs
-            Further options of the training plan (e.g. ``n_epochs_kl_warmup``,
-            ``weight_decay``).
+            Further options of the training plan, e.g. ``weight_decay`` or
+            ``n_epochs_kl_warmup`` (the KL weight rises linearly from 0 to 1 over that many
+            epochs; 20 here, shorter than scvi-tools' 400, so that the prior's pressure to
+            drop batch information from the latent acts within a usual training run).
         **kwargs
             Passed to :meth:`scvi.model.base.UnsupervisedTrainingMixin.train` (e.g.
             ``train_size``, ``accelerator``). The validation loss is computed every epoch
@@ -310,7 +312,7 @@ class OmniVI(VAEMixin, ArchesMixin, UnsupervisedTrainingMixin, BaseModelClass):
         self._training_plan_cls = (
             AdversarialTrainingPlan if adversarial_batch_mixing else TrainingPlan
         )
-        plan_kwargs = {"lr": lr, **(plan_kwargs or {})}
+        plan_kwargs = {"lr": lr, "n_epochs_kl_warmup": 20, **(plan_kwargs or {})}
         if "optimizer" not in plan_kwargs:
             plan_kwargs["optimizer"] = "Custom"
             plan_kwargs["optimizer_creator"] = fused_adam(

@@ -73,8 +73,9 @@ class OmniVAE(BaseModuleClass):
         per minibatch, its loss rescaled to an unbiased estimate of the loss over all regions.
         Evaluation always uses all regions. ``1.0`` reconstructs every region every step.
     encode_covariates
-        Whether the encoder branches see batch and covariates (needed by scArches surgery to
-        adapt encoders to new batches).
+        Whether the encoder branches see batch and covariates. Off by default, as in scVI:
+        the latent then mixes batches better. Turn it on to let scArches surgery adapt the
+        encoders to new batches too.
     use_batch_norm, use_layer_norm
         Normalisation of the hidden layers.
     """
@@ -95,7 +96,7 @@ class OmniVAE(BaseModuleClass):
         modality_weights: dict[str, float] | None = None,
         modality_dropout: float = 0.0,
         atac_region_fraction: float = 0.25,
-        encode_covariates: bool = True,
+        encode_covariates: bool = False,
         use_batch_norm: bool = True,
         use_layer_norm: bool = False,
     ):
