@@ -19,7 +19,8 @@ def _parse_modalities(text: str) -> dict[str, str]:
     pairs = [item.split("=", 1) for item in text.split(",") if item]
     if any(len(pair) != 2 for pair in pairs):
         raise argparse.ArgumentTypeError(
-            f"--modalities takes MODALITY=NAME pairs separated by commas, e.g. rna=gex,protein=adt; got {text!r}."
+            "--modalities takes MODALITY=NAME pairs separated by commas, e.g. "
+            f"rna=gex,protein=adt; got {text!r}."
         )
     return {modality.strip(): name.strip() for modality, name in pairs}
 
@@ -92,7 +93,7 @@ def run_fit(args: argparse.Namespace) -> dict:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """The argument parser of the ``omnivi`` command."""
+    """Build the argument parser of the ``omnivi`` command."""
     parser = argparse.ArgumentParser(prog="omnivi", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
 

@@ -56,8 +56,10 @@ def simulate_cite_seq(
     """
     rng = np.random.default_rng(seed)
     types = [f"type_{i}" for i in range(n_cell_types)]
-    n_rare = max(int(round(rare_fraction * n_cells)), 1)
-    common = rng.choice(n_cell_types, size=n_cells - n_rare, p=rng.dirichlet(np.full(n_cell_types, 5.0)))
+    n_rare = max(round(rare_fraction * n_cells), 1)
+    common = rng.choice(
+        n_cell_types, size=n_cells - n_rare, p=rng.dirichlet(np.full(n_cell_types, 5.0))
+    )
     type_index = np.concatenate([common, np.full(n_rare, n_cell_types)])
     batch = rng.integers(n_batches, size=n_cells)
 
@@ -97,11 +99,13 @@ def simulate_cite_seq(
         index=cell_names,
     )
     rna_adata = ad.AnnData(
-        sp.csr_matrix(rna), obs=pd.DataFrame(index=cell_names),
+        sp.csr_matrix(rna),
+        obs=pd.DataFrame(index=cell_names),
         var=pd.DataFrame(index=[f"gene_{i:04d}" for i in range(n_genes)]),
     )
     protein_adata = ad.AnnData(
-        sp.csr_matrix(protein), obs=pd.DataFrame(index=cell_names),
+        sp.csr_matrix(protein),
+        obs=pd.DataFrame(index=cell_names),
         var=pd.DataFrame(index=[f"protein_{i:02d}" for i in range(n_proteins)]),
     )
     with md.set_options(pull_on_update=False):  # nothing to pull; avoids mudata's warning

@@ -108,7 +108,11 @@ class OmniVI(VAEMixin, ArchesMixin, UnsupervisedTrainingMixin, BaseModelClass):
         **module_kwargs,
     ):
         super().__init__(adata)
-        requested = {"rna": gene_likelihood, "protein": protein_likelihood, "atac": atac_likelihood}
+        requested = {
+            "rna": gene_likelihood,
+            "protein": protein_likelihood,
+            "atac": atac_likelihood,
+        }
         likelihoods = {m: requested[m] for m in self.modalities}
         if self.adata is not None:
             self._check_inputs_fit(likelihoods)
@@ -172,8 +176,12 @@ class OmniVI(VAEMixin, ArchesMixin, UnsupervisedTrainingMixin, BaseModelClass):
         setup_method_args = cls._get_setup_method_args(**locals())
         adata_manager = AnnDataManager(
             fields=anndata_fields(
-                adata, layer, batch_key, labels_key,
-                categorical_covariate_keys, continuous_covariate_keys,
+                adata,
+                layer,
+                batch_key,
+                labels_key,
+                categorical_covariate_keys,
+                continuous_covariate_keys,
             ),
             setup_method_args=setup_method_args,
         )
@@ -244,7 +252,7 @@ class OmniVI(VAEMixin, ArchesMixin, UnsupervisedTrainingMixin, BaseModelClass):
     # ------------------------------------------------------------------- registry views
     @property
     def modalities(self) -> list[str]:
-        """The modalities this model was set up with, among ``"rna"``, ``"protein"``, ``"atac"``."""
+        """Modalities this model was set up with, among ``"rna"``, ``"protein"``, ``"atac"``."""
         registry = self.adata_manager.data_registry
         return [m for m in MODALITIES if MODALITY_REGISTRY_KEYS[m] in registry]
 
@@ -252,7 +260,9 @@ class OmniVI(VAEMixin, ArchesMixin, UnsupervisedTrainingMixin, BaseModelClass):
         return self.adata_manager.get_from_registry(MODALITY_REGISTRY_KEYS[modality]).shape[1]
 
     def _feature_names(self, modality: str, adata: AnnData | MuData) -> pd.Index:
-        mod_key = getattr(self.adata_manager.data_registry[MODALITY_REGISTRY_KEYS[modality]], "mod_key", None)
+        mod_key = getattr(
+            self.adata_manager.data_registry[MODALITY_REGISTRY_KEYS[modality]], "mod_key", None
+        )
         return (adata[mod_key] if mod_key else adata).var_names
 
     def _check_inputs_fit(self, likelihoods: dict[str, str]) -> None:

@@ -32,7 +32,12 @@ def anndata_fields(
     """Validate an RNA-only AnnData and return the fields that register it."""
     check_obs_columns(
         adata,
-        [batch_key, labels_key, *(categorical_covariate_keys or []), *(continuous_covariate_keys or [])],
+        [
+            batch_key,
+            labels_key,
+            *(categorical_covariate_keys or []),
+            *(continuous_covariate_keys or []),
+        ],
         "adata",
     )
     check_finite(get_matrix(adata, layer), f"adata layer {layer or '.X'!r}")
@@ -83,7 +88,9 @@ def mudata_fields(
         keys = obs_keys.get(arg)
         keys = [keys] if isinstance(keys, str) or keys is None else keys
         mod = modalities.get(arg)
-        check_obs_columns(mdata[mod] if mod else mdata, keys, f"mdata[{mod!r}]" if mod else "mdata")
+        check_obs_columns(
+            mdata[mod] if mod else mdata, keys, f"mdata[{mod!r}]" if mod else "mdata"
+        )
 
     layer_fields = []
     for m in present:
@@ -91,7 +98,11 @@ def mudata_fields(
         check_finite(get_matrix(mdata[mod], layer), f"modality {mod!r} layer {layer or '.X'!r}")
         layer_fields.append(
             fields.MuDataLayerField(
-                MODALITY_REGISTRY_KEYS[m], layer, mod_key=mod, is_count_data=False, mod_required=True
+                MODALITY_REGISTRY_KEYS[m],
+                layer,
+                mod_key=mod,
+                is_count_data=False,
+                mod_required=True,
             )
         )
     return [

@@ -112,21 +112,27 @@ class OmniVAE(BaseModuleClass):
                 f"{latent_distribution!r}."
             )
         self.modalities = [m for m in MODALITIES if m in n_features]
-        self.likelihoods = {m: (likelihoods or {}).get(m, LIKELIHOODS[m][0]) for m in self.modalities}
+        self.likelihoods = {
+            m: (likelihoods or {}).get(m, LIKELIHOODS[m][0]) for m in self.modalities
+        }
         for modality, likelihood in self.likelihoods.items():
             if likelihood not in LIKELIHOODS[modality]:
                 raise ValueError(
                     f"Likelihood {likelihood!r} is not available for {modality}; choose one of "
                     f"{LIKELIHOODS[modality]}."
                 )
-        self.modality_weights = {m: float((modality_weights or {}).get(m, 1.0)) for m in self.modalities}
+        self.modality_weights = {
+            m: float((modality_weights or {}).get(m, 1.0)) for m in self.modalities
+        }
         self.n_batch = n_batch
         self.n_latent = n_latent
         self.latent_distribution = latent_distribution
         self.kl_beta = kl_beta
         self.modality_dropout = modality_dropout
         if not 0 < atac_region_fraction <= 1:
-            raise ValueError(f"atac_region_fraction must be in (0, 1], got {atac_region_fraction}.")
+            raise ValueError(
+                f"atac_region_fraction must be in (0, 1], got {atac_region_fraction}."
+            )
         self.atac_region_fraction = atac_region_fraction
 
         cat_list = [n_batch, *(n_cats_per_cov or [])]
@@ -185,7 +191,9 @@ class OmniVAE(BaseModuleClass):
     ) -> dict:
         return {
             "z": inference_outputs["z"],
-            "size": self.size_factors({m: tensors[MODALITY_REGISTRY_KEYS[m]] for m in self.modalities}),
+            "size": self.size_factors(
+                {m: tensors[MODALITY_REGISTRY_KEYS[m]] for m in self.modalities}
+            ),
             "batch_index": tensors[REGISTRY_KEYS.BATCH_KEY],
             "cat_covs": tensors.get(REGISTRY_KEYS.CAT_COVS_KEY),
             "cont_covs": tensors.get(REGISTRY_KEYS.CONT_COVS_KEY),
@@ -219,7 +227,7 @@ class OmniVAE(BaseModuleClass):
     def reconstruction_target(
         modality: str, x: torch.Tensor, regions: torch.Tensor | None = None
     ) -> torch.Tensor:
-        """What a modality's decoder reconstructs: the input; for ATAC, the binarised regions."""
+        """Return what a modality's decoder reconstructs: the input; binarised regions for ATAC."""
         if modality != "atac":
             return x
         return (x if regions is None else x.index_select(1, regions)).gt(0).float()
@@ -308,7 +316,7 @@ class OmniVAE(BaseModuleClass):
         return outputs
 
     def _sample_regions(self, device: torch.device) -> torch.Tensor | None:
-        """A random subset of ATAC regions for one training step, or ``None`` for all."""
+        """Draw a random subset of ATAC regions for one training step, or ``None`` for all."""
         if "atac" not in self.modalities or not self.training or self.atac_region_fraction == 1:
             return None
         n_regions = self.decoders["atac"].pa_logit_decoder.out_features
@@ -341,12 +349,16 @@ class OmniVAE(BaseModuleClass):
             kl = kl_divergence(inference_outputs["qz"], prior).sum(dim=-1)
         else:
             kl = torch.zeros_like(nll[self.modalities[0]])
-        total = torch.stack(list(reconstruction.values())).sum(dim=0) + kl_weight * self.kl_beta * kl
+        total = (
+            torch.stack(list(reconstruction.values())).sum(dim=0) + kl_weight * self.kl_beta * kl
+        )
         return LossOutput(
             loss=total.mean(),
             reconstruction_loss=reconstruction,
             kl_local={"kl_divergence_z": kl},
-            extra_metrics={f"reconstruction_loss_{m}": nll[m].mean().detach() for m in self.modalities},
+            extra_metrics={
+                f"reconstruction_loss_{m}": nll[m].mean().detach() for m in self.modalities
+            },
         )
 
     def expected_value(

@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
-from scvi.distributions import NegativeBinomial, NegativeBinomialMixture, ZeroInflatedNegativeBinomial
+from scvi.distributions import (
+    NegativeBinomial,
+    NegativeBinomialMixture,
+    ZeroInflatedNegativeBinomial,
+)
 from scvi.nn import FCLayers
 from torch import nn
 from torch.distributions import Bernoulli, Distribution, Normal
@@ -83,10 +87,10 @@ class ExpressionDecoder(_ModalityDecoder):
     def __init__(self, n_latent: int, n_output: int, likelihood: str = "nb", **kwargs):
         super().__init__(n_latent, n_output, likelihood, **kwargs)
         self.px_scale_decoder = nn.Linear(self.n_hidden, n_output)
-        self.px_dropout_decoder = nn.Linear(self.n_hidden, n_output) if likelihood == "zinb" else None
-        self.px_log_theta = (
-            nn.Parameter(torch.zeros(n_output)) if likelihood != "normal" else None
+        self.px_dropout_decoder = (
+            nn.Linear(self.n_hidden, n_output) if likelihood == "zinb" else None
         )
+        self.px_log_theta = nn.Parameter(torch.zeros(n_output)) if likelihood != "normal" else None
 
     def forward(
         self,
@@ -135,7 +139,9 @@ class ProteinDecoder(_ModalityDecoder):
         mixture = likelihood == "nbmixture"
         self.py_fore_decoder = nn.Linear(self.n_hidden, n_output) if mixture else None
         self.py_mixing_decoder = nn.Linear(self.n_hidden, n_output) if mixture else None
-        self.py_log_theta = nn.Parameter(torch.full((n_output,), 2.0)) if likelihood != "normal" else None
+        self.py_log_theta = (
+            nn.Parameter(torch.full((n_output,), 2.0)) if likelihood != "normal" else None
+        )
 
     def forward(
         self, z: torch.Tensor, *cat_list: torch.Tensor, cont: torch.Tensor | None = None
@@ -180,7 +186,12 @@ class AccessibilityDecoder(_ModalityDecoder):
     """
 
     def __init__(
-        self, n_latent: int, n_output: int, likelihood: str = "bernoulli", n_cont: int = 0, **kwargs
+        self,
+        n_latent: int,
+        n_output: int,
+        likelihood: str = "bernoulli",
+        n_cont: int = 0,
+        **kwargs,
     ):
         super().__init__(n_latent, n_output, likelihood, n_cont=n_cont + 1, **kwargs)
         self.pa_logit_decoder = nn.Linear(self.n_hidden, n_output)

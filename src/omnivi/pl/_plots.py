@@ -41,7 +41,9 @@ def embedding(
         ax.set_title(column)
         ax.set_xticks([])
         ax.set_yticks([])
-        ax.legend(markerscale=3, fontsize=7, frameon=False, loc="center left", bbox_to_anchor=(1, 0.5))
+        ax.legend(
+            markerscale=3, fontsize=7, frameon=False, loc="center left", bbox_to_anchor=(1, 0.5)
+        )
     fig.suptitle(title)
     fig.tight_layout()
     return fig

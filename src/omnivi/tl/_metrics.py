@@ -35,7 +35,9 @@ def knn_label_accuracy(
     """
     labels = np.asarray(labels).astype(str)
     smallest = pd.Series(labels).value_counts().min()
-    folds = StratifiedKFold(n_splits=min(n_splits, max(smallest, 2)), shuffle=True, random_state=seed)
+    folds = StratifiedKFold(
+        n_splits=min(n_splits, max(smallest, 2)), shuffle=True, random_state=seed
+    )
     predicted = cross_val_predict(
         KNeighborsClassifier(n_neighbors=n_neighbors), embedding, labels, cv=folds
     )
