@@ -16,7 +16,7 @@ Usage::
 
     . .venv/bin/activate
     python benchmarks/integration.py                      # full run, writes benchmarks/results/
-    python benchmarks/integration.py --quick              # 3-epoch smoke test, writes to a temp dir
+    python benchmarks/integration.py --quick              # 3-epoch smoke test, to a temp dir
     python benchmarks/integration.py --tasks bmmc_cite --max-epochs 50
 """
 
@@ -140,7 +140,10 @@ TASKS: dict[str, Task] = {
     task.name: task
     for task in (
         Task(
-            "mop_multiome", "mop_rna_atac", "sample", "cell_type",
+            "mop_multiome",
+            "mop_rna_atac",
+            "sample",
+            "cell_type",
             fits=(
                 Fit(OMNIVI, "omnivi.model.OmniVI", ("rna", "atac"), _MULTIOME),
                 Fit("MULTIVI", "scvi.model.MULTIVI", ("rna", "atac"), _MULTIOME),
@@ -149,7 +152,10 @@ TASKS: dict[str, Task] = {
             profile=True,
         ),
         Task(
-            "mop_rna", "mop_rna_atac", "sample", "cell_type",
+            "mop_rna",
+            "mop_rna_atac",
+            "sample",
+            "cell_type",
             fits=(
                 Fit(OMNIVI, "omnivi.model.OmniVI", ("rna",)),
                 Fit("SCVI", "scvi.model.SCVI", ("rna",)),
@@ -157,7 +163,10 @@ TASKS: dict[str, Task] = {
             min_speed_ratio=0.8,
         ),
         Task(
-            "bmmc_cite", "bmmc_cite_small", "batch", "cell_type",
+            "bmmc_cite",
+            "bmmc_cite_small",
+            "batch",
+            "cell_type",
             fits=(
                 Fit(OMNIVI, "omnivi.model.OmniVI", ("rna", "adt"), _CITE),
                 Fit("TOTALVI", "scvi.model.TOTALVI", ("rna", "adt"), _CITE),
@@ -188,11 +197,9 @@ def peak_rss_mib() -> float:
 
 def quiet_libraries() -> None:
     """Silence the per-fit chatter of Lightning, scvi-tools and the data libraries."""
-    import scib_metrics
     import scvi
 
     scvi.settings.verbosity = logging.WARNING
-    scib_metrics.settings.verbosity = logging.WARNING
     for name in ("lightning", "lightning.pytorch", "lightning.fabric"):
         logging.getLogger(name).setLevel(logging.WARNING)
     warnings.filterwarnings("ignore", category=FutureWarning)
@@ -344,6 +351,13 @@ def _module_targets(module) -> dict[str, tuple[Any, str]]:
     return targets
 
 
+def _output_width(decoder) -> int:
+    """Number of features a decoder outputs (the width of its last linear layer)."""
+    from torch import nn
+
+    return [layer for layer in decoder.modules() if isinstance(layer, nn.Linear)][-1].out_features
+
+
 def profile_omnivi(model, n_timed: int, n_profiled: int) -> dict[str, Any]:
     """Split an OmniVI training step into its parts, and list the costliest operators.
 
@@ -378,7 +392,7 @@ def profile_omnivi(model, n_timed: int, n_profiled: int) -> dict[str, Any]:
         with record_function("optimizer"):
             optimizer.step()
         done = time.perf_counter()
-        for phase, seconds in zip(
+        for phase, seconds in zip(  # noqa: B905 (both of length 4)
             ("load batch", "forward", "backward", "optimizer"),
             (loaded - start, forwarded - loaded, backwarded - forwarded, done - backwarded),
         ):
@@ -401,7 +415,13 @@ def profile_omnivi(model, n_timed: int, n_profiled: int) -> dict[str, Any]:
     total_self = sum(e.self_cpu_time_total for e in averages) or 1.0
     top = sorted(averages, key=lambda e: e.self_cpu_time_total, reverse=True)[:15]
     module.eval()
+    widths = {m: _output_width(module.decoders[m]) for m in module.modalities}
+    if "atac" in widths:
+        widths["atac, sampled per step"] = max(
+            int(widths["atac"] * module.atac_region_fraction), 1
+        )
     return {
+        "feature_widths": widths,
         "n_timed_steps": n_timed,
         "n_profiled_steps": n_profiled,
         "torch_threads": torch.get_num_threads(),
@@ -417,13 +437,21 @@ def profile_omnivi(model, n_timed: int, n_profiled: int) -> dict[str, Any]:
             }
             for e in top
         ],
-        "table": averages.table(sort_by="self_cpu_time_total", row_limit=15, max_name_column_width=40),
+        "table": averages.table(
+            sort_by="self_cpu_time_total", row_limit=15, max_name_column_width=40
+        ),
     }
 
 
 # --------------------------------------------------------------------------------- worker
-def run_worker(task: Task, model_name: str, max_epochs: int, out: Path, data_dir: str | None,
-               profile_steps: tuple[int, int]) -> None:
+def run_worker(
+    task: Task,
+    model_name: str,
+    max_epochs: int,
+    out: Path,
+    data_dir: str | None,
+    profile_steps: tuple[int, int],
+) -> None:
     """Fit one model on one task; save its latent (``out``) and figures (``out`` .json)."""
     quiet_libraries()
     import scvi
@@ -440,7 +468,8 @@ def run_worker(task: Task, model_name: str, max_epochs: int, out: Path, data_dir
     model.train(**train_kwargs(max_epochs, [timer]))
     train_seconds = time.perf_counter() - start
     rss_peak = peak_rss_mib()
-    epoch_seconds = float(np.median(np.subtract(timer.ends, timer.starts)))
+    epoch_durations = np.subtract(timer.ends, timer.starts)
+    epoch_seconds = float(np.median(epoch_durations))
 
     epochs_run, best_epoch = convergence(model.history)
     n_train = len(model.train_indices)
@@ -457,6 +486,7 @@ def run_worker(task: Task, model_name: str, max_epochs: int, out: Path, data_dir
         "cells_per_second": n_train * epochs_run / train_seconds,
         "setup_seconds": timer.starts[0] - start,
         "median_epoch_seconds": epoch_seconds,
+        "epoch_seconds": [round(float(x), 4) for x in epoch_durations],
         "steady_cells_per_second": n_train / epoch_seconds,
         "rss_baseline_mib": rss_baseline,
         "rss_peak_mib": rss_peak,
@@ -479,12 +509,21 @@ def run_worker(task: Task, model_name: str, max_epochs: int, out: Path, data_dir
     )
 
 
-def spawn_worker(task: Task, model: str, args: argparse.Namespace, workdir: Path) -> tuple[dict, Path]:
+def spawn_worker(
+    task: Task, model: str, args: argparse.Namespace, workdir: Path
+) -> tuple[dict, Path]:
     """Run one fit in a fresh Python process; return its figures and the latent's path."""
     out = workdir / f"{task.name}_{model}.npz"
     command = [
-        sys.executable, str(Path(__file__).resolve()), "--worker", task.name, model,
-        "--out", str(out), "--max-epochs", str(args.max_epochs),
+        sys.executable,
+        str(Path(__file__).resolve()),
+        "--worker",
+        task.name,
+        model,
+        "--out",
+        str(out),
+        "--max-epochs",
+        str(args.max_epochs),
     ]
     if args.data_dir:
         command += ["--data-dir", args.data_dir]
@@ -516,15 +555,19 @@ def scib_scores(task: Task, latents: dict[str, Path], data_dir: str | None) -> d
     Returns, per embedding (model name or ``"PCA"``), every metric and the aggregates
     ``Batch correction``, ``Bio conservation`` and ``Total`` (not min-max scaled).
     """
+    import scib_metrics
     from scib_metrics.benchmark import Benchmarker
 
+    scib_metrics.settings.verbosity = logging.WARNING
     adata = scoring_adata(task, data_dir)
     keys = {}
     for model, path in latents.items():
         saved = np.load(path)
         order = adata.obs_names.get_indexer(saved["obs_names"])
         if (order < 0).any() or len(np.unique(order)) != adata.n_obs:
-            raise ValueError(f"{model}'s latent does not cover the cells of {task.dataset} once each.")
+            raise ValueError(
+                f"{model}'s latent does not cover the cells of {task.dataset} once each."
+            )
         latent = np.empty((adata.n_obs, saved["latent"].shape[1]), dtype=np.float32)
         latent[order] = saved["latent"]
         keys[model] = f"X_{model}"
@@ -564,9 +607,20 @@ def targets(task: Task, result: dict) -> list[dict[str, Any]]:
     ]
 
 
-COLUMNS = ("model", "train cells/s", "OmniVI/peer", "steady cells/s", "baseline RSS MiB",
-           "peak RSS MiB", "epochs run", "best epoch", "train s", "scib batch", "scib bio",
-           "scib total")
+COLUMNS = (
+    "model",
+    "train cells/s",
+    "OmniVI/peer",
+    "steady cells/s",
+    "baseline RSS MiB",
+    "peak RSS MiB",
+    "epochs run",
+    "best epoch",
+    "train s",
+    "scib batch",
+    "scib bio",
+    "scib total",
+)
 
 
 def task_rows(task: Task, result: dict) -> list[list[str]]:
@@ -578,27 +632,32 @@ def task_rows(task: Task, result: dict) -> list[list[str]]:
         fig = models.get(name, {})
         scib = result["scib"][name]
         speed = fig.get("cells_per_second")
-        rows.append([
-            name if name != "PCA" else "PCA (unintegrated)",
-            f"{speed:,.0f}" if speed else "",
-            f"{speed / peer_speed:.2f}x" if speed and name == OMNIVI else "",
-            f"{fig['steady_cells_per_second']:,.0f}" if fig else "",
-            f"{fig['rss_baseline_mib']:,.0f}" if fig else "",
-            f"{fig['rss_peak_mib']:,.0f}" if fig else "",
-            f"{fig['epochs_run']}{'' if fig['stopped_early'] else ' (cap)'}" if fig else "",
-            str(fig.get("best_epoch", "")) if fig else "",
-            f"{fig['train_seconds']:.1f}" if fig else "",
-            f"{scib['Batch correction']:.3f}",
-            f"{scib['Bio conservation']:.3f}",
-            f"{scib['Total']:.3f}",
-        ])
+        rows.append(
+            [
+                name if name != "PCA" else "PCA (unintegrated)",
+                f"{speed:,.0f}" if speed else "",
+                f"{speed / peer_speed:.2f}x" if speed and name == OMNIVI else "",
+                f"{fig['steady_cells_per_second']:,.0f}" if fig else "",
+                f"{fig['rss_baseline_mib']:,.0f}" if fig else "",
+                f"{fig['rss_peak_mib']:,.0f}" if fig else "",
+                f"{fig['epochs_run']}{'' if fig['stopped_early'] else ' (cap)'}" if fig else "",
+                str(fig.get("best_epoch", "")) if fig else "",
+                f"{fig['train_seconds']:.1f}" if fig else "",
+                f"{scib['Batch correction']:.3f}",
+                f"{scib['Bio conservation']:.3f}",
+                f"{scib['Total']:.3f}",
+            ]
+        )
     return rows
 
 
 def text_table(header: tuple[str, ...] | list[str], rows: list[list[str]]) -> str:
     """A plain-text table with aligned columns."""
-    widths = [max(len(str(c)) for c in col) for col in zip(header, *rows)]
-    line = lambda cells: "  ".join(str(c).ljust(w) for c, w in zip(cells, widths))  # noqa: E731
+    widths = [max(len(str(c)) for c in col) for col in zip(header, *rows, strict=True)]
+
+    def line(cells: list[str] | tuple[str, ...]) -> str:
+        return "  ".join(str(c).ljust(w) for c, w in zip(cells, widths, strict=True)).rstrip()
+
     return "\n".join([line(header), line(["-" * w for w in widths]), *map(line, rows)])
 
 
@@ -613,12 +672,24 @@ def profile_summary(profile: dict) -> tuple[list[str], list[list[str]], list[lis
     """Sentences on what dominates OmniVI's step, and tables of phases and top operators."""
     step_ms, parts_ms = profile["step_ms"], profile["forward_parts_ms"]
     total = sum(step_ms.values())
-    phase_rows = [[k, f"{v:.2f}", f"{100 * v / total:.0f}%"] for k, v in
-                  sorted(step_ms.items(), key=lambda kv: -kv[1])]
-    phase_rows += [[f"forward: {k}", f"{v:.2f}", f"{100 * v / total:.0f}%"] for k, v in
-                   sorted(parts_ms.items(), key=lambda kv: -kv[1])]
-    op_rows = [[o["name"], o["input_shapes"], str(o["calls"]), f"{o['self_cpu_ms']:.1f}",
-                f"{100 * o['self_cpu_share']:.1f}%"] for o in profile["top_operators"][:10]]
+    phase_rows = [
+        [k, f"{v:.2f}", f"{100 * v / total:.0f}%"]
+        for k, v in sorted(step_ms.items(), key=lambda kv: -kv[1])
+    ]
+    phase_rows += [
+        [f"forward: {k}", f"{v:.2f}", f"{100 * v / total:.0f}%"]
+        for k, v in sorted(parts_ms.items(), key=lambda kv: -kv[1])
+    ]
+    op_rows = [
+        [
+            o["name"],
+            o["input_shapes"],
+            str(o["calls"]),
+            f"{o['self_cpu_ms']:.1f}",
+            f"{100 * o['self_cpu_share']:.1f}%",
+        ]
+        for o in profile["top_operators"][:10]
+    ]
     top_phase = max(step_ms, key=step_ms.get)
     top_part = max(parts_ms, key=parts_ms.get)
     top_op = profile["top_operators"][0]
@@ -629,9 +700,12 @@ def profile_summary(profile: dict) -> tuple[list[str], list[list[str]], list[lis
         f"({100 * parts_ms[top_part] / total:.0f}% of the step).",
         f"Costliest operator by self CPU time: {top_op['name']} {top_op['input_shapes']} "
         f"({100 * top_op['self_cpu_share']:.0f}% of self CPU time over "
-        f"{profile['n_profiled_steps']} steps).",
-        f"{profile['steps_per_epoch']} steps x {total:.1f} ms = {profile['step_phases_epoch_s']:.2f} s "
-        f"per epoch, against a median {profile['measured_epoch_s']:.2f} s per epoch in training; "
+        f"{profile['n_profiled_steps']} steps). Feature widths, to read the shapes: "
+        + ", ".join(f"{k} {v}" for k, v in profile["feature_widths"].items())
+        + ".",
+        f"{profile['steps_per_epoch']} steps x {total:.1f} ms = "
+        f"{profile['step_phases_epoch_s']:.2f} s per epoch, against a median "
+        f"{profile['measured_epoch_s']:.2f} s per epoch in training; "
         "the difference is the validation pass and Lightning's per-step bookkeeping.",
     ]
     return lines, phase_rows, op_rows
@@ -645,15 +719,23 @@ def machine_info() -> dict[str, Any]:
 
     import omnivi
 
-    cpu = next(
-        (line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-         if line.startswith("model name")),
-        platform.processor() or "unknown",
-    ) if Path("/proc/cpuinfo").exists() else platform.processor()
+    cpu = (
+        next(
+            (
+                line.split(":", 1)[1].strip()
+                for line in Path("/proc/cpuinfo").read_text().splitlines()
+                if line.startswith("model name")
+            ),
+            platform.processor() or "unknown",
+        )
+        if Path("/proc/cpuinfo").exists()
+        else platform.processor()
+    )
     return {
         "cpu": cpu,
         "cores": os.cpu_count(),
         "torch_threads": torch.get_num_threads(),
+        "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS"),
         "python": platform.python_version(),
         "torch": torch.__version__,
         "scvi-tools": scvi.__version__,
@@ -677,8 +759,10 @@ def settings(args: argparse.Namespace) -> dict[str, Any]:
 
 def print_task(task: Task, result: dict) -> None:
     """Print one task's side-by-side table, its targets and (if any) OmniVI's profile."""
-    print(f"\n=== {task.name}: {task.dataset}, {result['n_cells']:,} cells, OmniVI vs "
-          f"{task.peer.model} (batch: {task.batch_key}, label: {task.label_key}) ===")
+    print(
+        f"\n=== {task.name}: {task.dataset}, {result['n_cells']:,} cells, OmniVI vs "
+        f"{task.peer.model} (batch: {task.batch_key}, label: {task.label_key}) ==="
+    )
     print(text_table(COLUMNS, task_rows(task, result)))
     for t in result["targets"]:
         print(f"  [{'PASS' if t['passed'] else 'FAIL'}] {t['target']}: {t['value']}")
@@ -695,14 +779,16 @@ def print_task(task: Task, result: dict) -> None:
 def markdown_report(results: dict) -> str:
     """The whole run as markdown: machine, settings, one section per task."""
     machine, conf = results["machine"], results["settings"]
+    omp = f", OMP_NUM_THREADS={machine['OMP_NUM_THREADS']}" if machine["OMP_NUM_THREADS"] else ""
     out = ["# OmniVI integration benchmark", ""]
     if conf["quick"]:
         out += ["**Quick smoke run (3 epochs): not a benchmark result.**", ""]
     out += [
         f"Machine: {machine['cpu']}, {machine['cores']} cores ({machine['torch_threads']} torch "
-        f"threads); Python {machine['python']}, torch {machine['torch']}, scvi-tools "
+        f"threads{omp}); Python {machine['python']}, torch {machine['torch']}, scvi-tools "
         f"{machine['scvi-tools']}, scib-metrics {machine['scib-metrics']}, omnivi "
-        f"{machine['omnivi']}; {machine['date']}; total wall time {results['wall_seconds'] / 60:.1f} min.",
+        f"{machine['omnivi']}; {machine['date']}; "
+        f"total wall time {results['wall_seconds'] / 60:.1f} min.",
         "",
         f"Every model at its defaults except: batch size {conf['batch_size']}, at most "
         f"{conf['max_epochs']} epochs, early stopping on {conf['early_stopping']}, "
@@ -710,25 +796,41 @@ def markdown_report(results: dict) -> str:
         "epochs run / seconds in `train()` (set-up and validation passes included); steady "
         "cells/s = training cells / median epoch time (validation included, set-up not); "
         "`(cap)` marks a fit stopped by the epoch cap, not by early stopping. Peak RSS = "
-        "`ru_maxrss` of the model's own process after training; baseline = the same after "
-        "loading the data. scib-metrics default metrics, not min-max scaled "
-        "(total = 0.4 batch + 0.6 bio).",
+        "peak resident memory (`VmHWM`) of the model's own process after training; baseline = "
+        "the same after loading the data, before the model is built. scib-metrics: default "
+        "metrics, not min-max scaled (total = 0.4 batch + 0.6 bio).",
     ]
     for name, result in results["tasks"].items():
         task = TASKS[name]
-        out += ["", f"## {name}: OmniVI vs {task.peer.model}", "",
-                f"`{task.dataset}`, {result['n_cells']:,} cells; batch `{task.batch_key}`, "
-                f"label `{task.label_key}`; scib scoring {result['scib_seconds']:.0f} s.", "",
-                markdown_table(COLUMNS, task_rows(task, result)), ""]
-        out += [f"- {'PASS' if t['passed'] else 'FAIL'}: {t['target']} ({t['value']})"
-                for t in result["targets"]]
+        out += [
+            "",
+            f"## {name}: OmniVI vs {task.peer.model}",
+            "",
+            f"`{task.dataset}`, {result['n_cells']:,} cells; batch `{task.batch_key}`, "
+            f"label `{task.label_key}`; scib scoring {result['scib_seconds']:.0f} s.",
+            "",
+            markdown_table(COLUMNS, task_rows(task, result)),
+            "",
+        ]
+        out += [
+            f"- {'PASS' if t['passed'] else 'FAIL'}: {t['target']} ({t['value']})"
+            for t in result["targets"]
+        ]
         profile = result["models"][OMNIVI].get("profile")
         if profile:
             lines, phase_rows, op_rows = profile_summary(profile)
-            out += ["", "### Where OmniVI's training time goes", "", *lines, "",
-                    markdown_table(("phase", "ms/step", "share of step"), phase_rows), "",
-                    markdown_table(("operator", "input shapes", "calls", "self CPU ms", "share"),
-                                   op_rows)]
+            out += [
+                "",
+                "### Where OmniVI's training time goes",
+                "",
+                *lines,
+                "",
+                markdown_table(("phase", "ms/step", "share of step"), phase_rows),
+                "",
+                markdown_table(
+                    ("operator", "input shapes", "calls", "self CPU ms", "share"), op_rows
+                ),
+            ]
     return "\n".join(out) + "\n"
 
 
@@ -743,13 +845,20 @@ def run_benchmark(args: argparse.Namespace) -> dict:
             print(f"\n--- {name}: fitting {', '.join(f.model for f in task.fits)}", flush=True)
             figures, latents = {}, {}
             for fit in task.fits:
-                figures[fit.model], latents[fit.model] = spawn_worker(task, fit.model, args, Path(tmp))
+                figures[fit.model], latents[fit.model] = spawn_worker(
+                    task, fit.model, args, Path(tmp)
+                )
             print(f"--- {name}: scib-metrics", flush=True)
             scored = time.perf_counter()
             scib = scib_scores(task, latents, args.data_dir)
-            result = {"dataset": task.dataset, "n_cells": figures[OMNIVI]["n_cells"],
-                      "batch_key": task.batch_key, "label_key": task.label_key,
-                      "scib_seconds": time.perf_counter() - scored, "scib": scib}
+            result = {
+                "dataset": task.dataset,
+                "n_cells": figures[OMNIVI]["n_cells"],
+                "batch_key": task.batch_key,
+                "label_key": task.label_key,
+                "scib_seconds": time.perf_counter() - scored,
+                "scib": scib,
+            }
             for model, fig in figures.items():
                 fig["scib"] = scib[model]
             result["models"] = figures
@@ -761,8 +870,10 @@ def run_benchmark(args: argparse.Namespace) -> dict:
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "integration.json").write_text(json.dumps(results, indent=2, default=str))
     (out_dir / "integration.md").write_text(markdown_report(results))
-    print(f"\nWrote {out_dir / 'integration.json'} and {out_dir / 'integration.md'} "
-          f"({results['wall_seconds'] / 60:.1f} min in all).")
+    print(
+        f"\nWrote {out_dir / 'integration.json'} and {out_dir / 'integration.md'} "
+        f"({results['wall_seconds'] / 60:.1f} min in all)."
+    )
     return results
 
 
@@ -770,24 +881,44 @@ def run_benchmark(args: argparse.Namespace) -> dict:
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     """Command-line options; ``--worker`` is internal (one fit, run by the parent)."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--tasks", nargs="+", choices=list(TASKS), default=list(TASKS),
-                        help="tasks to run (default: all)")
-    parser.add_argument("--max-epochs", type=int, default=None,
-                        help=f"epoch cap (default {DEFAULT_MAX_EPOCHS}; {QUICK_MAX_EPOCHS} with --quick)")
-    parser.add_argument("--quick", action="store_true",
-                        help=f"smoke test: {QUICK_MAX_EPOCHS} epochs, results to a temp folder")
-    parser.add_argument("--out-dir", default=None,
-                        help=f"where to write integration.json/.md (default {DEFAULT_OUT_DIR}; "
-                             "a temp folder with --quick)")
-    parser.add_argument("--data-dir", default=None,
-                        help="folder of the data sets (default: omnivi.data.find_data_dir())")
+    parser.add_argument(
+        "--tasks",
+        nargs="+",
+        choices=list(TASKS),
+        default=list(TASKS),
+        help="tasks to run (default: all)",
+    )
+    parser.add_argument(
+        "--max-epochs",
+        type=int,
+        default=None,
+        help=f"epoch cap (default {DEFAULT_MAX_EPOCHS}; {QUICK_MAX_EPOCHS} with --quick)",
+    )
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help=f"smoke test: {QUICK_MAX_EPOCHS} epochs, results to a temp folder",
+    )
+    parser.add_argument(
+        "--out-dir",
+        default=None,
+        help=f"where to write integration.json/.md (default {DEFAULT_OUT_DIR}; "
+        "a temp folder with --quick)",
+    )
+    parser.add_argument(
+        "--data-dir",
+        default=None,
+        help="folder of the data sets (default: omnivi.data.find_data_dir())",
+    )
     parser.add_argument("--worker", nargs=2, metavar=("TASK", "MODEL"), help=argparse.SUPPRESS)
     parser.add_argument("--out", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.max_epochs is None:
         args.max_epochs = QUICK_MAX_EPOCHS if args.quick else DEFAULT_MAX_EPOCHS
     if args.out_dir is None:
-        args.out_dir = (Path(tempfile.gettempdir()) / "omnivi-bench-quick") if args.quick else DEFAULT_OUT_DIR
+        args.out_dir = (
+            (Path(tempfile.gettempdir()) / "omnivi-bench-quick") if args.quick else DEFAULT_OUT_DIR
+        )
     return args
 
 
@@ -797,7 +928,9 @@ def main(argv: list[str] | None = None) -> None:
     if args.worker:
         task_name, model = args.worker
         profile_steps = (5, 2) if args.quick else (20, 5)
-        run_worker(TASKS[task_name], model, args.max_epochs, args.out, args.data_dir, profile_steps)
+        run_worker(
+            TASKS[task_name], model, args.max_epochs, args.out, args.data_dir, profile_steps
+        )
     else:
         run_benchmark(args)
 

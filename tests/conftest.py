@@ -28,23 +28,28 @@ CITE_FILE = "bmmc_cite_small.h5mu"
 MULTIOME_FILE = "bmmc_multiome_small.h5mu"
 MOP_FILE = "mop_rna_atac.h5mu"
 
+
 def pytest_configure(config):
     scvi.settings.seed = 0
     # Lightning's banners ("GPU available: False", tips) are noise in test logs.
     for name in ("lightning", "lightning.pytorch", "pytorch_lightning", "lightning.fabric"):
         logging.getLogger(name).setLevel(logging.ERROR)
+    # Noise from dependencies on every small training run or MuData construction.
+    config.addinivalue_line("filterwarnings", "ignore:The number of training batches:UserWarning")
+    config.addinivalue_line(
+        "filterwarnings", "ignore:Cannot join columns with the same name:UserWarning"
+    )
 
 
 @pytest.fixture(autouse=True)
 def _seed():
     """Reset the global seed before every test, so each test is deterministic alone."""
     scvi.settings.seed = 0
-    yield
 
 
 # --------------------------------------------------------------------------- real data
 def locate_data_dir() -> Path | None:
-    """The folder of real data sets, or ``None`` (also tried: ``shared/data`` beside the checkout)."""
+    """The real-data folder, or ``None``; also tries ``shared/data`` beside the checkout."""
     found = find_data_dir()
     if found is not None:
         return found
@@ -67,6 +72,12 @@ def real_data_dir() -> Path:
     return folder
 
 
+@pytest.fixture(scope="session")
+def real_file(real_data_dir):
+    """``real_file(name)``: the path of one real data set; skips the test if it is absent."""
+    return lambda name: _real_file(real_data_dir, name)
+
+
 @pytest.fixture
 def cite_mdata(real_data_dir) -> md.MuData:
     """bmmc_cite_small: 600 cells, 'rna' (1000 genes) + 'adt' (134 proteins)."""
@@ -80,37 +91,37 @@ def multiome_mdata(real_data_dir) -> md.MuData:
 
 
 @pytest.fixture(scope="session")
-def _mop_rna_session(real_data_dir):
+def mop_rna_session(real_data_dir):
     mdata = md.read_h5mu(_real_file(real_data_dir, MOP_FILE))
     return mdata["rna"].copy()
 
 
 @pytest.fixture
-def mop_rna(_mop_rna_session):
+def mop_rna(mop_rna_session):
     """The RNA modality of mop_rna_atac as an AnnData (10,309 cells x 1677 genes); a copy."""
-    return _mop_rna_session.copy()
+    return mop_rna_session.copy()
 
 
 # ---------------------------------------------------------------------- synthetic data
 @pytest.fixture(scope="session")
-def _synthetic_session() -> md.MuData:
+def synthetic_session() -> md.MuData:
     return simulate_cite_seq(n_cells=600, n_genes=200, n_proteins=20, seed=0)
 
 
 @pytest.fixture
-def synthetic_mdata(_synthetic_session) -> md.MuData:
+def synthetic_mdata(synthetic_session) -> md.MuData:
     """Simulated CITE-seq: 600 cells, 'rna' (200 genes) + 'protein' (20), obs batch/cell_type.
 
     A fresh copy per test, so tests can register, modify or break it freely.
     """
-    return _synthetic_session.copy()
+    return synthetic_session.copy()
 
 
 @pytest.fixture
-def synthetic_rna(_synthetic_session):
+def synthetic_rna(synthetic_session):
     """RNA of the simulated CITE-seq as an AnnData, with batch and cell_type in its .obs."""
-    adata = _synthetic_session["rna"].copy()
-    adata.obs = adata.obs.join(_synthetic_session.obs[["batch", "cell_type"]])
+    adata = synthetic_session["rna"].copy()
+    adata.obs = adata.obs.join(synthetic_session.obs[["batch", "cell_type"]])
     return adata
 
 
@@ -134,14 +145,18 @@ def snapshot(obj) -> dict:
             "shape": adata.shape,
         }
 
-    state = of_anndata(obj) if not isinstance(obj, md.MuData) else {
-        "obs": obj.obs.copy(),
-        "obs_columns": list(obj.obs.columns),
-        "obsm": sorted(obj.obsm.keys()),
-        "uns": sorted(obj.uns.keys()),
-        "shape": obj.shape,
-        "mod": {k: of_anndata(v) for k, v in obj.mod.items()},
-    }
+    state = (
+        of_anndata(obj)
+        if not isinstance(obj, md.MuData)
+        else {
+            "obs": obj.obs.copy(),
+            "obs_columns": list(obj.obs.columns),
+            "obsm": sorted(obj.obsm.keys()),
+            "uns": sorted(obj.uns.keys()),
+            "shape": obj.shape,
+            "mod": {k: of_anndata(v) for k, v in obj.mod.items()},
+        }
+    )
     return state
 
 
@@ -181,7 +196,9 @@ def snapshot_fixture():
 def knn_accuracy(embedding: np.ndarray, labels, k: int = 15, seed: int = 0) -> float:
     """Mean 5-fold cross-validated kNN label accuracy of an embedding."""
     folds = KFold(n_splits=5, shuffle=True, random_state=seed)
-    scores = cross_val_score(KNeighborsClassifier(n_neighbors=k), embedding, np.asarray(labels), cv=folds)
+    scores = cross_val_score(
+        KNeighborsClassifier(n_neighbors=k), embedding, np.asarray(labels), cv=folds
+    )
     return float(np.mean(scores))
 
 

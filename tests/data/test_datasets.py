@@ -67,7 +67,9 @@ def test_find_data_dir_env_pointing_nowhere_falls_back(isolated, monkeypatch):
 def test_read_dataset_reads_h5mu_and_h5ad(isolated):
     folder = isolated / "sets"
     folder.mkdir()
-    md.MuData({"rna": _tiny_anndata(), "adt": _tiny_anndata(n_vars=2, prefix="p")}).write(folder / "pair.h5mu")
+    md.MuData({"rna": _tiny_anndata(), "adt": _tiny_anndata(n_vars=2, prefix="p")}).write(
+        folder / "pair.h5mu"
+    )
     _tiny_anndata().write_h5ad(folder / "single.h5ad")
 
     mdata = read_dataset("pair", folder)

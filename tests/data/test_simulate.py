@@ -38,7 +38,15 @@ def test_counts_are_sparse_non_negative_integers(synthetic_mdata):
 
 
 def test_batches_and_cell_types():
-    mdata = simulate_cite_seq(n_cells=1000, n_genes=50, n_proteins=10, n_batches=4, n_cell_types=5, rare_fraction=0.05, seed=3)
+    mdata = simulate_cite_seq(
+        n_cells=1000,
+        n_genes=50,
+        n_proteins=10,
+        n_batches=4,
+        n_cell_types=5,
+        rare_fraction=0.05,
+        seed=3,
+    )
     assert mdata.obs["batch"].nunique() == 4
     types = set(mdata.obs["cell_type"].astype(str))
     assert types == {f"type_{i}" for i in range(5)} | {RARE_TYPE}

@@ -108,7 +108,9 @@ def test_check_nonnegative():
 def test_check_obs_columns():
     adata = _adata()
     check_obs_columns(adata, ["batch", None], "adata")
-    with pytest.raises(KeyError, match=r"Column 'donor' not found in adata\.obs; available columns: \['batch'\]"):
+    with pytest.raises(
+        KeyError, match=r"Column 'donor' not found in adata\.obs; available columns: \['batch'\]"
+    ):
         check_obs_columns(adata, ["batch", "donor"], "adata")
 
 
@@ -116,7 +118,9 @@ def test_check_obs_columns():
 def test_check_modalities():
     mdata = md.MuData({"rna": _adata(), "adt": _adata(n_vars=2)})
     check_modalities(mdata, {"rna_layer": "rna", "protein_layer": "adt", "atac_layer": None})
-    with pytest.raises(KeyError, match=r"modalities\['protein_layer'\] = 'protein'.*no modality 'protein'"):
+    with pytest.raises(
+        KeyError, match=r"modalities\['protein_layer'\] = 'protein'.*no modality 'protein'"
+    ):
         check_modalities(mdata, {"rna_layer": "rna", "protein_layer": "protein"})
 
 
@@ -131,5 +135,7 @@ def test_check_paired_rejects_cells_missing_from_a_modality():
     mdata = md.MuData({"rna": _adata(names=names), "adt": _adata(n_vars=2, names=names[:4])})
     assert mdata.n_obs == 6
     check_paired(mdata, ["rna"])  # only modalities that are modelled are checked
-    with pytest.raises(ValueError, match=r"2 of 6 cells have no measurement in modality 'adt'.*intersect_obs"):
+    with pytest.raises(
+        ValueError, match=r"2 of 6 cells have no measurement in modality 'adt'.*intersect_obs"
+    ):
         check_paired(mdata, ["rna", "adt"])

@@ -168,3 +168,9 @@ def check_paired(mdata: MuData, mod_keys: Iterable[str]) -> None:
                 "supported yet). Keep the cells measured in all modalities with "
                 "`muon.pp.intersect_obs(mdata)`, or leave that modality out of `modalities`."
             )
+        if not modality.obs_names.equals(mdata.obs_names):
+            raise ValueError(
+                f"Modality {mod!r} stores the cells in another order than the MuData, so its "
+                "rows would be paired with the wrong cells. Reorder it first: "
+                f"mdata.mod[{mod!r}] = mdata[{mod!r}][mdata.obs_names].copy(); mdata.update()."
+            )

@@ -319,6 +319,9 @@ class OmniVI(VAEMixin, ArchesMixin, UnsupervisedTrainingMixin, BaseModelClass):
             ``train_size``, ``accelerator``). The validation loss is computed every epoch
             unless ``check_val_every_n_epoch`` says otherwise.
         """
+        # scvi leaves the module in eval mode after training; a further call (continued
+        # training, or a query model after load_query_data) must train in training mode.
+        self.module.train()
         self._training_plan_cls = (
             AdversarialTrainingPlan if adversarial_batch_mixing else TrainingPlan
         )

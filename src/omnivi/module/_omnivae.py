@@ -202,11 +202,11 @@ class OmniVAE(BaseModuleClass):
     def size_factors(self, x: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         """Per-cell size terms the decoders condition on.
 
-        RNA under a count likelihood: the observed library size. ATAC: the log number of
-        accessible regions. Other modalities need none.
+        RNA: the observed library size (used by the count likelihoods). ATAC: the log number
+        of accessible regions. Protein needs none.
         """
         size = {}
-        if "rna" in x and self.likelihoods["rna"] in COUNT_LIKELIHOODS:
+        if "rna" in x:
             size["rna"] = x["rna"].sum(dim=-1, keepdim=True)
         if "atac" in x:
             # sign() of non-negative data counts accessible regions, much faster than a

@@ -99,7 +99,10 @@ class ExpressionDecoder(_ModalityDecoder):
         *cat_list: torch.Tensor,
         cont: torch.Tensor | None = None,
     ) -> Distribution:
-        """Return the expression likelihood given latent ``z`` and library sizes ``library``."""
+        """Return the expression likelihood given latent ``z`` and library sizes ``library``.
+
+        ``library`` (cells x 1) scales the count likelihoods; ``"normal"`` ignores it.
+        """
         hidden = self.px_decoder(z, *cat_list, cont=cont)
         out = self.px_scale_decoder(hidden)
         if self.likelihood == "normal":
