@@ -123,7 +123,7 @@ def report(
     """
     out_dir.mkdir(parents=True, exist_ok=True)
     latent = mdata.obsm[LATENT_OBSM_KEY]
-    names = [m for m in mdata.mod]
+    names = list(mdata.mod)
     view = ad.AnnData(obs=mdata.obs[[]].copy(), obsm={LATENT_OBSM_KEY: latent})
     color = [k for k in (labels_key, batch_key) if k is not None]
     for key in color:

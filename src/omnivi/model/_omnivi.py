@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 import warnings
 from collections.abc import Sequence
 
@@ -26,8 +25,6 @@ from omnivi._constants import (
 from omnivi.data._validation import check_counts, check_nonnegative
 from omnivi.model._setup import anndata_fields, mudata_fields
 from omnivi.module import OmniVAE
-
-logger = logging.getLogger(__name__)
 
 
 def fused_adam(lr: float, weight_decay: float, eps: float = 0.01):
