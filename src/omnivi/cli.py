@@ -132,12 +132,10 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.command == "demo":
         metrics = run_demo(args.out, args.n_cells, args.max_epochs, args.seed)
-        where = args.out
     else:
         metrics = run_fit(args)
-        where = args.out
     print(json.dumps(metrics, indent=2))
-    logger.info("Results written to %s", where)
+    logger.info("Results written to %s", args.out)
     return 0
 
 

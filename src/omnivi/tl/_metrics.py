@@ -8,6 +8,15 @@ from sklearn.model_selection import StratifiedKFold, cross_val_predict
 from sklearn.neighbors import KNeighborsClassifier, NearestNeighbors
 
 
+def _neighbours(
+    embedding: np.ndarray, n_neighbors: int, cells: np.ndarray | None = None
+) -> np.ndarray:
+    """Find the ``n_neighbors`` nearest other cells of each of ``cells`` (all if None)."""
+    index = NearestNeighbors(n_neighbors=n_neighbors + 1).fit(embedding)
+    query = embedding if cells is None else embedding[cells]
+    return index.kneighbors(query, return_distance=False)[:, 1:]
+
+
 def knn_label_accuracy(
     embedding: np.ndarray,
     labels: np.ndarray | pd.Series,
@@ -66,8 +75,7 @@ def label_recall(
     members = np.flatnonzero(labels == label)
     if members.size == 0:
         raise ValueError(f"No cell has label {label!r}.")
-    index = NearestNeighbors(n_neighbors=n_neighbors + 1).fit(embedding)
-    neighbours = index.kneighbors(embedding[members], return_distance=False)[:, 1:]
+    neighbours = _neighbours(embedding, n_neighbors, members)
     return float(np.mean((labels[neighbours] == label).mean(axis=1) > 0.5))
 
 
@@ -90,8 +98,7 @@ def batch_mixing_entropy(
     codes, names = pd.factorize(np.asarray(batches))
     if len(names) < 2:
         raise ValueError("Batch mixing needs at least two batches.")
-    index = NearestNeighbors(n_neighbors=n_neighbors + 1).fit(embedding)
-    neighbours = index.kneighbors(embedding, return_distance=False)[:, 1:]
+    neighbours = _neighbours(embedding, n_neighbors)
     counts = np.stack([(codes[neighbours] == b).sum(axis=1) for b in range(len(names))], axis=1)
     p = counts / n_neighbors
     with np.errstate(divide="ignore", invalid="ignore"):
