@@ -4,14 +4,12 @@ from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
-from scvi.distributions import (
-    NegativeBinomial,
-    NegativeBinomialMixture,
-    ZeroInflatedNegativeBinomial,
-)
+from scvi.distributions import NegativeBinomialMixture, ZeroInflatedNegativeBinomial
 from scvi.nn import FCLayers
 from torch import nn
 from torch.distributions import Bernoulli, Distribution, Normal
+
+from ._distributions import ZeroAwareNegativeBinomial
 
 
 def _hidden_layers(
@@ -114,7 +112,7 @@ class ExpressionDecoder(_ModalityDecoder):
             return ZeroInflatedNegativeBinomial(
                 mu=library * scale, theta=theta, zi_logits=zi_logits, scale=scale
             )
-        return NegativeBinomial(mu=library * scale, theta=theta, scale=scale)
+        return ZeroAwareNegativeBinomial(mu=library * scale, theta=theta, scale=scale)
 
 
 class ProteinDecoder(_ModalityDecoder):
@@ -157,7 +155,7 @@ class ProteinDecoder(_ModalityDecoder):
         theta = self.py_log_theta.exp()
         rate_back = out.clamp(max=12).exp()
         if self.likelihood == "nb":
-            return NegativeBinomial(mu=rate_back, theta=theta)
+            return ZeroAwareNegativeBinomial(mu=rate_back, theta=theta)
         rate_fore = rate_back * (1 + F.softplus(self.py_fore_decoder(hidden)))
         return NegativeBinomialMixture(
             mu1=rate_back,
