@@ -18,6 +18,11 @@ Usage::
     python benchmarks/integration.py                      # full run, writes benchmarks/results/
     python benchmarks/integration.py --quick              # 3-epoch smoke test, to a temp dir
     python benchmarks/integration.py --tasks bmmc_cite --max-epochs 50
+
+Small data sets train in seconds, so one fit's speed and score are at the mercy of noise
+(other processes, the random split). Such a task lists several seeds: each model is fitted
+once per seed, the models taking turns, and the task reports the median speed and the mean
+scib-metrics scores over seeds, with the per-seed figures beside them.
 """
 
 from __future__ import annotations
@@ -51,7 +56,7 @@ QUICK_MAX_EPOCHS = 3
 PATIENCE = 10
 MONITOR = "elbo_validation"
 TRAIN_SIZE = 0.9
-SEED = 0
+SEEDS = (0,)
 N_PCS = 50
 PCA_KEY = "X_pca"
 OMNIVI = "OmniVI"
@@ -109,6 +114,10 @@ class Task:
         refuses sparse protein counts).
     profile
         Whether the OmniVI worker also profiles a few training steps.
+    max_epochs
+        Epoch cap of every fit (early stopping usually ends a fit sooner).
+    seeds
+        One fit of each model per seed; speed and scores are aggregated over seeds.
     """
 
     name: str
@@ -119,6 +128,8 @@ class Task:
     min_speed_ratio: float
     dense_modalities: tuple[str, ...] = ()
     profile: bool = False
+    max_epochs: int = DEFAULT_MAX_EPOCHS
+    seeds: tuple[int, ...] = SEEDS
 
     @property
     def peer(self) -> Fit:
@@ -173,6 +184,8 @@ TASKS: dict[str, Task] = {
             ),
             min_speed_ratio=1.5,
             dense_modalities=("adt",),
+            max_epochs=400,
+            seeds=(0, 1, 2, 3, 4),
         ),
     )
 }
@@ -448,11 +461,16 @@ def run_worker(
     task: Task,
     model_name: str,
     max_epochs: int,
+    seed: int,
     out: Path,
     data_dir: str | None,
     profile_steps: tuple[int, int],
 ) -> None:
-    """Fit one model on one task; save its latent (``out``) and figures (``out`` .json)."""
+    """Fit one model on one task with one seed; save its latent (``out``) and figures.
+
+    The figures go to ``out`` with suffix ``.json``. Only the first seed's OmniVI fit of a
+    task with ``profile`` is profiled.
+    """
     quiet_libraries()
     import scvi
     import torch
@@ -460,7 +478,7 @@ def run_worker(
     fit = task.fit(model_name)
     data = load_fit_data(task, fit, data_dir)
     rss_baseline = peak_rss_mib()
-    scvi.settings.seed = SEED
+    scvi.settings.seed = seed
     model = build_model(fit, task, data)
 
     timer = epoch_timer()
@@ -476,6 +494,7 @@ def run_worker(
     figures: dict[str, Any] = {
         "task": task.name,
         "model": model_name,
+        "seed": seed,
         "n_cells": int(data.n_obs),
         "n_train_cells": n_train,
         "max_epochs": max_epochs,
@@ -494,7 +513,7 @@ def run_worker(
     }
     latent = model.get_latent_representation()
     np.savez(out, latent=latent, obs_names=np.asarray(data.obs_names, dtype=str))
-    if task.profile and model_name == OMNIVI:
+    if task.profile and model_name == OMNIVI and seed == task.seeds[0]:
         profile = profile_omnivi(model, *profile_steps)
         n_batches = math.ceil(n_train / BATCH_SIZE)
         profile["steps_per_epoch"] = n_batches
@@ -509,11 +528,18 @@ def run_worker(
     )
 
 
+def epoch_cap(task: Task, args: argparse.Namespace) -> int:
+    """The task's epoch cap, unless the command line sets one (``--max-epochs``, ``--quick``)."""
+    if args.max_epochs is not None:
+        return args.max_epochs
+    return QUICK_MAX_EPOCHS if args.quick else task.max_epochs
+
+
 def spawn_worker(
-    task: Task, model: str, args: argparse.Namespace, workdir: Path
+    task: Task, model: str, seed: int, args: argparse.Namespace, workdir: Path
 ) -> tuple[dict, Path]:
     """Run one fit in a fresh Python process; return its figures and the latent's path."""
-    out = workdir / f"{task.name}_{model}.npz"
+    out = workdir / f"{task.name}_{model}_s{seed}.npz"
     command = [
         sys.executable,
         str(Path(__file__).resolve()),
@@ -523,7 +549,9 @@ def spawn_worker(
         "--out",
         str(out),
         "--max-epochs",
-        str(args.max_epochs),
+        str(epoch_cap(task, args)),
+        "--seed",
+        str(seed),
     ]
     if args.data_dir:
         command += ["--data-dir", args.data_dir]
@@ -545,14 +573,15 @@ def scoring_adata(task: Task, data_dir: str | None):
     adata.obs = adata.obs[[task.batch_key, task.label_key]].copy()
     sc.pp.normalize_total(adata, target_sum=1e4)
     sc.pp.log1p(adata)
-    sc.tl.pca(adata, n_comps=N_PCS, svd_solver="arpack", random_state=SEED)
+    sc.tl.pca(adata, n_comps=N_PCS, svd_solver="arpack", random_state=0)
     return adata
 
 
 def scib_scores(task: Task, latents: dict[str, Path], data_dir: str | None) -> dict[str, dict]:
     """Score every latent of a task, and the PCA baseline, in one scib-metrics Benchmarker.
 
-    Returns, per embedding (model name or ``"PCA"``), every metric and the aggregates
+    ``latents`` maps an embedding name (a model and seed) to its saved latent. Returns, per
+    embedding name (and ``"PCA"``), every metric and the aggregates
     ``Batch correction``, ``Bio conservation`` and ``Total`` (not min-max scaled).
     """
     import scib_metrics
@@ -561,17 +590,17 @@ def scib_scores(task: Task, latents: dict[str, Path], data_dir: str | None) -> d
     scib_metrics.settings.verbosity = logging.WARNING
     adata = scoring_adata(task, data_dir)
     keys = {}
-    for model, path in latents.items():
+    for name, path in latents.items():
         saved = np.load(path)
         order = adata.obs_names.get_indexer(saved["obs_names"])
         if (order < 0).any() or len(np.unique(order)) != adata.n_obs:
             raise ValueError(
-                f"{model}'s latent does not cover the cells of {task.dataset} once each."
+                f"{name}'s latent does not cover the cells of {task.dataset} once each."
             )
         latent = np.empty((adata.n_obs, saved["latent"].shape[1]), dtype=np.float32)
         latent[order] = saved["latent"]
-        keys[model] = f"X_{model}"
-        adata.obsm[keys[model]] = latent
+        keys[name] = f"X_{name}"
+        adata.obsm[keys[name]] = latent
     keys["PCA"] = PCA_KEY
     bench = Benchmarker(
         adata,
@@ -585,6 +614,50 @@ def scib_scores(task: Task, latents: dict[str, Path], data_dir: str | None) -> d
     bench.benchmark()
     table = bench.get_results(min_max_scale=False).drop(index="Metric Type").astype(float)
     return {name: table.loc[key].to_dict() for name, key in keys.items()}
+
+
+def embedding_name(model: str, seed: int) -> str:
+    """Name of one fit's latent among a task's embeddings."""
+    return f"{model}_s{seed}"
+
+
+_MEDIAN_FIGURES = (
+    "cells_per_second",
+    "steady_cells_per_second",
+    "median_epoch_seconds",
+    "setup_seconds",
+    "train_seconds",
+    "rss_baseline_mib",
+    "rss_peak_mib",
+    "epochs_run",
+)
+
+
+def aggregate(fits: list[dict], scores: list[dict]) -> dict:
+    """One model's figures over its seeds: medians of measurements, means of scib scores.
+
+    ``fits`` are the workers' figures, ``scores`` the scib results of the same fits. The
+    per-seed speed, epochs and scib total are kept under ``"per_seed"``.
+    """
+    result = {k: v for k, v in fits[0].items() if k not in ("seed", "epoch_seconds")}
+    for key in _MEDIAN_FIGURES:
+        result[key] = float(np.median([fit[key] for fit in fits]))
+    result["epochs_run"] = int(result["epochs_run"])
+    best = [fit["best_epoch"] for fit in fits if fit["best_epoch"] is not None]
+    result["best_epoch"] = int(np.median(best)) if best else None
+    result["stopped_early"] = all(fit["stopped_early"] for fit in fits)
+    result["scib"] = {k: float(np.mean([s[k] for s in scores])) for k in scores[0]}
+    result["per_seed"] = [
+        {
+            "seed": fit["seed"],
+            "cells_per_second": fit["cells_per_second"],
+            "epochs_run": fit["epochs_run"],
+            "stopped_early": fit["stopped_early"],
+            "scib_total": score["Total"],
+        }
+        for fit, score in zip(fits, scores, strict=True)
+    ]
+    return result
 
 
 # ------------------------------------------------------------------------------ reporting
@@ -746,15 +819,31 @@ def machine_info() -> dict[str, Any]:
 
 
 def settings(args: argparse.Namespace) -> dict[str, Any]:
-    """The run's shared training settings."""
+    """The run's shared training settings (epoch caps and seeds are per task)."""
     return {
         "batch_size": BATCH_SIZE,
-        "max_epochs": args.max_epochs,
         "early_stopping": f"{MONITOR}, patience {PATIENCE}",
         "train_size": TRAIN_SIZE,
-        "seed": SEED,
         "quick": args.quick,
     }
+
+
+def seed_rows(result: dict) -> list[list[str]]:
+    """One row per model and seed: speed, epochs and scib total of that fit."""
+    return [
+        [
+            model,
+            str(run["seed"]),
+            f"{run['cells_per_second']:,.0f}",
+            f"{run['epochs_run']}{'' if run['stopped_early'] else ' (cap)'}",
+            f"{run['scib_total']:.3f}",
+        ]
+        for model, figures in result["models"].items()
+        for run in figures["per_seed"]
+    ]
+
+
+SEED_COLUMNS = ("model", "seed", "train cells/s", "epochs run", "scib total")
 
 
 def print_task(task: Task, result: dict) -> None:
@@ -764,6 +853,9 @@ def print_task(task: Task, result: dict) -> None:
         f"{task.peer.model} (batch: {task.batch_key}, label: {task.label_key}) ==="
     )
     print(text_table(COLUMNS, task_rows(task, result)))
+    if len(result["seeds"]) > 1:
+        print("\nPer seed (the table above: median speed, mean scores):")
+        print(text_table(SEED_COLUMNS, seed_rows(result)))
     for t in result["targets"]:
         print(f"  [{'PASS' if t['passed'] else 'FAIL'}] {t['target']}: {t['value']}")
     profile = result["models"][OMNIVI].get("profile")
@@ -790,11 +882,13 @@ def markdown_report(results: dict) -> str:
         f"{machine['omnivi']}; {machine['date']}; "
         f"total wall time {results['wall_seconds'] / 60:.1f} min.",
         "",
-        f"Every model at its defaults except: batch size {conf['batch_size']}, at most "
-        f"{conf['max_epochs']} epochs, early stopping on {conf['early_stopping']}, "
-        f"train size {conf['train_size']}, seed {conf['seed']}. Train cells/s = training cells x "
-        "epochs run / seconds in `train()` (set-up and validation passes included); steady "
-        "cells/s = training cells / median epoch time (validation included, set-up not); "
+        f"Every model at its defaults except: batch size {conf['batch_size']}, the task's "
+        f"epoch cap, early stopping on {conf['early_stopping']}, train size "
+        f"{conf['train_size']}, the task's seeds (with several, the models take turns and the "
+        "table gives the median speed and memory and the mean scores). Train cells/s = "
+        "training cells x epochs run / seconds in `train()` (set-up and validation passes "
+        "included); steady cells/s = training cells / median epoch time (validation "
+        "included, set-up not); "
         "`(cap)` marks a fit stopped by the epoch cap, not by early stopping. Peak RSS = "
         "peak resident memory (`VmHWM`) of the model's own process after training; baseline = "
         "the same after loading the data, before the model is built. scib-metrics: default "
@@ -807,11 +901,15 @@ def markdown_report(results: dict) -> str:
             f"## {name}: OmniVI vs {task.peer.model}",
             "",
             f"`{task.dataset}`, {result['n_cells']:,} cells; batch `{task.batch_key}`, "
-            f"label `{task.label_key}`; scib scoring {result['scib_seconds']:.0f} s.",
+            f"label `{task.label_key}`; at most {result['max_epochs']} epochs; seeds "
+            f"{', '.join(map(str, result['seeds']))}; scib scoring "
+            f"{result['scib_seconds']:.0f} s.",
             "",
             markdown_table(COLUMNS, task_rows(task, result)),
             "",
         ]
+        if len(result["seeds"]) > 1:
+            out += ["Per seed:", "", markdown_table(SEED_COLUMNS, seed_rows(result)), ""]
         out += [
             f"- {'PASS' if t['passed'] else 'FAIL'}: {t['target']} ({t['value']})"
             for t in result["targets"]
@@ -842,26 +940,33 @@ def run_benchmark(args: argparse.Namespace) -> dict:
     with tempfile.TemporaryDirectory(prefix="omnivi-bench-") as tmp:
         for name in args.tasks:
             task = TASKS[name]
-            print(f"\n--- {name}: fitting {', '.join(f.model for f in task.fits)}", flush=True)
-            figures, latents = {}, {}
-            for fit in task.fits:
-                figures[fit.model], latents[fit.model] = spawn_worker(
-                    task, fit.model, args, Path(tmp)
-                )
+            models = [f.model for f in task.fits]
+            print(f"\n--- {name}: fitting {', '.join(models)}, seeds {task.seeds}", flush=True)
+            fits: dict[str, list[dict]] = {model: [] for model in models}
+            latents = {}
+            for seed in task.seeds:  # models take turns, so that drifting load hits both
+                for model in models:
+                    figures, latent = spawn_worker(task, model, seed, args, Path(tmp))
+                    fits[model].append(figures)
+                    latents[embedding_name(model, seed)] = latent
             print(f"--- {name}: scib-metrics", flush=True)
             scored = time.perf_counter()
             scib = scib_scores(task, latents, args.data_dir)
             result = {
                 "dataset": task.dataset,
-                "n_cells": figures[OMNIVI]["n_cells"],
+                "n_cells": fits[OMNIVI][0]["n_cells"],
                 "batch_key": task.batch_key,
                 "label_key": task.label_key,
+                "max_epochs": epoch_cap(task, args),
+                "seeds": list(task.seeds),
                 "scib_seconds": time.perf_counter() - scored,
-                "scib": scib,
             }
-            for model, fig in figures.items():
-                fig["scib"] = scib[model]
-            result["models"] = figures
+            result["models"] = {
+                model: aggregate(fits[model], [scib[embedding_name(model, s)] for s in task.seeds])
+                for model in models
+            }
+            result["scib"] = {model: result["models"][model]["scib"] for model in models}
+            result["scib"]["PCA"] = scib["PCA"]
             result["targets"] = targets(task, result)
             results["tasks"][name] = result
             print_task(task, result)
@@ -892,7 +997,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--max-epochs",
         type=int,
         default=None,
-        help=f"epoch cap (default {DEFAULT_MAX_EPOCHS}; {QUICK_MAX_EPOCHS} with --quick)",
+        help="epoch cap of every task (default: the task's own, "
+        f"{DEFAULT_MAX_EPOCHS} unless it says otherwise; {QUICK_MAX_EPOCHS} with --quick)",
     )
     parser.add_argument(
         "--quick",
@@ -912,9 +1018,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--worker", nargs=2, metavar=("TASK", "MODEL"), help=argparse.SUPPRESS)
     parser.add_argument("--out", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--seed", type=int, default=0, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
-    if args.max_epochs is None:
-        args.max_epochs = QUICK_MAX_EPOCHS if args.quick else DEFAULT_MAX_EPOCHS
     if args.out_dir is None:
         args.out_dir = (
             (Path(tempfile.gettempdir()) / "omnivi-bench-quick") if args.quick else DEFAULT_OUT_DIR
@@ -929,7 +1034,13 @@ def main(argv: list[str] | None = None) -> None:
         task_name, model = args.worker
         profile_steps = (5, 2) if args.quick else (20, 5)
         run_worker(
-            TASKS[task_name], model, args.max_epochs, args.out, args.data_dir, profile_steps
+            TASKS[task_name],
+            model,
+            args.max_epochs,
+            args.seed,
+            args.out,
+            args.data_dir,
+            profile_steps,
         )
     else:
         run_benchmark(args)

@@ -92,8 +92,12 @@ def check_counts(matrix, where: str, likelihood: str) -> None:
         )
 
 
-def check_nonnegative(matrix, where: str) -> None:
-    """Raise if ``matrix`` holds negative values (accessibility must be counts or 0/1).
+def check_nonnegative(
+    matrix,
+    where: str,
+    hint: str = "Accessibility must be fragment counts or binary peak calls (0/1).",
+) -> None:
+    """Raise if ``matrix`` holds negative values.
 
     Parameters
     ----------
@@ -101,12 +105,11 @@ def check_nonnegative(matrix, where: str) -> None:
         Dense or sparse matrix.
     where
         Human-readable location used in the message.
+    hint
+        What the values should be instead, appended to the message.
     """
     if (_stored_values(matrix) < 0).any():
-        raise ValueError(
-            f"{where} contains negative values. Accessibility must be fragment counts or "
-            "binary peak calls (0/1)."
-        )
+        raise ValueError(f"{where} contains negative values. {hint}")
 
 
 def check_obs_columns(adata: AnnData | MuData, keys: Iterable[str | None], where: str) -> None:

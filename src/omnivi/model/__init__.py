@@ -1,5 +1,7 @@
 """Models: user-facing scvi-tools models."""
 
+from ._omnicl import OmniCL
 from ._omnivi import OmniVI
+from ._plans import WarmupCosineTrainingPlan
 
-__all__ = ["OmniVI"]
+__all__ = ["OmniCL", "OmniVI", "WarmupCosineTrainingPlan"]

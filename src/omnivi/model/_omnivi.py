@@ -11,19 +11,14 @@ import torch
 from anndata import AnnData
 from mudata import MuData
 from scvi import REGISTRY_KEYS
-from scvi.data import AnnDataManager
 from scvi.model.base import ArchesMixin, BaseModelClass, UnsupervisedTrainingMixin, VAEMixin
 from scvi.train import AdversarialTrainingPlan, TrainingPlan
 
 from omnivi._constants import (
-    COUNT_LIKELIHOODS,
-    LATENT_OBSM_KEY,
-    MODALITIES,
-    MODALITY_REGISTRY_KEYS,
     LatentDistribution,
 )
-from omnivi.data._validation import check_counts, check_nonnegative
-from omnivi.model._setup import anndata_fields, mudata_fields
+from omnivi.model._annotation import AnnotationMixin
+from omnivi.model._base import MultimodalSetupMixin
 from omnivi.module import OmniVAE
 
 
@@ -40,7 +35,14 @@ def fused_adam(lr: float, weight_decay: float, eps: float = 0.01):
     return create
 
 
-class OmniVI(VAEMixin, ArchesMixin, UnsupervisedTrainingMixin, BaseModelClass):
+class OmniVI(
+    MultimodalSetupMixin,
+    AnnotationMixin,
+    VAEMixin,
+    ArchesMixin,
+    UnsupervisedTrainingMixin,
+    BaseModelClass,
+):
     """Integrate RNA, surface protein and/or chromatin accessibility into one latent per cell.
 
     Each modality is encoded by its own branch; the branches are concatenated and fused into
@@ -73,6 +75,15 @@ class OmniVI(VAEMixin, ArchesMixin, UnsupervisedTrainingMixin, BaseModelClass):
         ATAC: ``"bernoulli"`` on binarised regions.
     modality_weights
         Weight of each modality's reconstruction loss, e.g. ``{"atac": 0.5}``; default 1.
+    contrastive_weight
+        Weight of the contrastive objectives (cell types apart, batches mixed within a type,
+        cell-type geometry kept; see :class:`~omnivi.module.ContrastiveObjective`) added to
+        the autoencoder loss. Needs ``labels_key``; unlabeled cells take part in
+        reconstruction only. 0 (default) trains without labels. The reconstruction loss sums
+        over features, so useful weights are tens to hundreds.
+    contrastive_kwargs
+        Options of :class:`~omnivi.module.ContrastiveObjective`, e.g.
+        ``{"batch_weight": 0.5}``.
     **module_kwargs
         Further options of :class:`~omnivi.module.OmniVAE` (``kl_beta``,
         ``modality_dropout``, ``encode_covariates``, ``use_layer_norm``, ...).
@@ -102,9 +113,13 @@ class OmniVI(VAEMixin, ArchesMixin, UnsupervisedTrainingMixin, BaseModelClass):
         protein_likelihood: str = "nbmixture",
         atac_likelihood: str = "bernoulli",
         modality_weights: dict[str, float] | None = None,
+        contrastive_weight: float = 0.0,
+        contrastive_kwargs: dict | None = None,
         **module_kwargs,
     ):
         super().__init__(adata)
+        if contrastive_weight > 0:
+            self._require_labels("contrastive_weight > 0")
         requested = {
             "rna": gene_likelihood,
             "protein": protein_likelihood,
@@ -131,6 +146,10 @@ class OmniVI(VAEMixin, ArchesMixin, UnsupervisedTrainingMixin, BaseModelClass):
             dropout_rate=dropout_rate,
             latent_distribution=latent_distribution,
             modality_weights=modality_weights,
+            n_labels=self.summary_stats.n_labels if self.has_labels else 0,
+            unlabeled_code=self.unlabeled_code,
+            contrastive_weight=contrastive_weight,
+            contrastive_kwargs=contrastive_kwargs,
             **module_kwargs,
         )
         self._model_summary_string = (
@@ -139,144 +158,6 @@ class OmniVI(VAEMixin, ArchesMixin, UnsupervisedTrainingMixin, BaseModelClass):
             f"{self.summary_stats.n_batch} batch(es)."
         )
         self.init_params_ = self._get_init_params(locals())
-
-    # -------------------------------------------------------------------------- setup
-    @classmethod
-    def setup_anndata(
-        cls,
-        adata: AnnData,
-        layer: str | None = None,
-        batch_key: str | None = None,
-        labels_key: str | None = None,
-        categorical_covariate_keys: list[str] | None = None,
-        continuous_covariate_keys: list[str] | None = None,
-        **kwargs,
-    ):
-        """Register an AnnData of RNA alone.
-
-        Parameters
-        ----------
-        adata
-            Cells x genes. Counts for the ``"nb"``/``"zinb"`` likelihoods, normalised values
-            for ``"normal"``.
-        layer
-            Layer holding the data; ``None`` for ``.X``.
-        batch_key
-            ``.obs`` column of batches, corrected for in the latent.
-        labels_key
-            ``.obs`` column of cell-type labels.
-        categorical_covariate_keys, continuous_covariate_keys
-            Further ``.obs`` columns to condition on.
-        **kwargs
-            Passed to :meth:`~scvi.data.AnnDataManager.register_fields`.
-        """
-        setup_method_args = cls._get_setup_method_args(**locals())
-        adata_manager = AnnDataManager(
-            fields=anndata_fields(
-                adata,
-                layer,
-                batch_key,
-                labels_key,
-                categorical_covariate_keys,
-                continuous_covariate_keys,
-            ),
-            setup_method_args=setup_method_args,
-        )
-        adata_manager.register_fields(adata, **kwargs)
-        cls.register_manager(adata_manager)
-
-    @classmethod
-    def setup_mudata(
-        cls,
-        mdata: MuData,
-        rna_layer: str | None = None,
-        protein_layer: str | None = None,
-        atac_layer: str | None = None,
-        batch_key: str | None = None,
-        labels_key: str | None = None,
-        categorical_covariate_keys: list[str] | None = None,
-        continuous_covariate_keys: list[str] | None = None,
-        modalities: dict[str, str] | None = None,
-        **kwargs,
-    ):
-        """Register a MuData with any non-empty subset of RNA, protein and ATAC.
-
-        Parameters
-        ----------
-        mdata
-            Cells x features per modality. Every cell must be present in each modality used.
-        rna_layer, protein_layer, atac_layer
-            Layer holding each modality's data within its modality; ``None`` for ``.X``.
-        batch_key
-            ``.obs`` column of batches, corrected for in the latent.
-        labels_key
-            ``.obs`` column of cell-type labels.
-        categorical_covariate_keys, continuous_covariate_keys
-            Further ``.obs`` columns to condition on.
-        modalities
-            Which modality of ``mdata`` each argument refers to. A modality is modelled when its
-            layer argument is named here: ``{"rna_layer": "rna", "protein_layer": "adt"}``
-            models RNA and protein. ``.obs`` arguments (``"batch_key"``, ...) mapped to a
-            modality read that modality's ``.obs``; unmapped ones read ``mdata.obs``.
-        **kwargs
-            Passed to :meth:`~scvi.data.AnnDataManager.register_fields`.
-
-        Examples
-        --------
-        >>> OmniVI.setup_mudata(
-        ...     mdata,
-        ...     batch_key="batch",
-        ...     modalities={"rna_layer": "rna", "atac_layer": "atac"},
-        ... )
-        """
-        setup_method_args = cls._get_setup_method_args(**locals())
-        modalities = dict(modalities or {})
-        field_list = mudata_fields(
-            mdata,
-            layers={"rna": rna_layer, "protein": protein_layer, "atac": atac_layer},
-            obs_keys={
-                "batch_key": batch_key,
-                "labels_key": labels_key,
-                "categorical_covariate_keys": categorical_covariate_keys,
-                "continuous_covariate_keys": continuous_covariate_keys,
-            },
-            modalities=modalities,
-        )
-        adata_manager = AnnDataManager(fields=field_list, setup_method_args=setup_method_args)
-        adata_manager.register_fields(mdata, **kwargs)
-        cls.register_manager(adata_manager)
-
-    # ------------------------------------------------------------------- registry views
-    @property
-    def modalities(self) -> list[str]:
-        """Modalities this model was set up with, among ``"rna"``, ``"protein"``, ``"atac"``."""
-        registry = self.adata_manager.data_registry
-        return [m for m in MODALITIES if MODALITY_REGISTRY_KEYS[m] in registry]
-
-    def _n_features(self, modality: str) -> int:
-        return self.adata_manager.get_from_registry(MODALITY_REGISTRY_KEYS[modality]).shape[1]
-
-    def _feature_names(self, modality: str, adata: AnnData | MuData) -> pd.Index:
-        mod_key = getattr(
-            self.adata_manager.data_registry[MODALITY_REGISTRY_KEYS[modality]], "mod_key", None
-        )
-        return (adata[mod_key] if mod_key else adata).var_names
-
-    def _check_inputs_fit(self, likelihoods: dict[str, str]) -> None:
-        """Raise if a modality's values cannot be modelled by its likelihood."""
-        for modality, likelihood in likelihoods.items():
-            matrix = self.adata_manager.get_from_registry(MODALITY_REGISTRY_KEYS[modality])
-            where = f"The {modality} data"
-            if likelihood in COUNT_LIKELIHOODS:
-                check_counts(matrix, where, likelihood)
-            elif modality == "atac":
-                check_nonnegative(matrix, where)
-
-    def _check_modality(self, modality: str) -> None:
-        if modality not in self.modalities:
-            raise ValueError(
-                f"Modality {modality!r} is not part of this model; it has {self.modalities}."
-            )
 
     # -------------------------------------------------------------------------- training
     def train(
@@ -315,6 +196,12 @@ class OmniVI(VAEMixin, ArchesMixin, UnsupervisedTrainingMixin, BaseModelClass):
             Passed to :meth:`scvi.model.base.UnsupervisedTrainingMixin.train` (e.g.
             ``train_size``, ``accelerator``). The validation loss is computed every epoch
             unless ``check_val_every_n_epoch`` says otherwise.
+
+        Notes
+        -----
+        With labels registered, training ends by fitting the cell-type classifier on the
+        learned latent (:meth:`train_classifier`), which :meth:`predict` and
+        :meth:`get_novelty_scores` use.
         """
         # scvi leaves the module in eval mode after training; a further call (continued
         # training, or a query model after load_query_data) must train in training mode.
@@ -331,13 +218,17 @@ class OmniVI(VAEMixin, ArchesMixin, UnsupervisedTrainingMixin, BaseModelClass):
         if adversarial_batch_mixing:
             plan_kwargs.setdefault("adversarial_classifier", True)
         kwargs.setdefault("check_val_every_n_epoch", 1)
-        return super().train(
+        self._prepare_contrastive()
+        result = super().train(
             max_epochs=max_epochs,
             batch_size=batch_size,
             early_stopping=early_stopping,
             plan_kwargs=plan_kwargs,
             **kwargs,
         )
+        if self.module.classifier is not None:
+            self.train_classifier()
+        return result
 
     # ------------------------------------------------------------------------- outputs
     @torch.inference_mode()
@@ -400,33 +291,6 @@ class OmniVI(VAEMixin, ArchesMixin, UnsupervisedTrainingMixin, BaseModelClass):
         if return_dist:
             return torch.cat(means).numpy(), torch.cat(variances).numpy()
         return torch.cat(samples if samples else means).numpy()
-
-    def store_latent(
-        self,
-        adata: AnnData | MuData | None = None,
-        key: str = LATENT_OBSM_KEY,
-        **kwargs,
-    ) -> np.ndarray:
-        """Compute the joint latent and write it to ``adata.obsm[key]``.
-
-        Parameters
-        ----------
-        adata
-            Data set up like the training data; ``None`` for the training data.
-        key
-            ``.obsm`` key to write, ``"X_omnivi"`` by default; ready for
-            ``sc.pp.neighbors(adata, use_rep=key)``.
-        **kwargs
-            Passed to :meth:`get_latent_representation`.
-
-        Returns
-        -------
-        The latent that was written.
-        """
-        adata = self._validate_anndata(adata)
-        latent = self.get_latent_representation(adata, **kwargs)
-        adata.obsm[key] = latent
-        return latent
 
     @torch.inference_mode()
     def get_normalized_expression(

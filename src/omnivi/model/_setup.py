@@ -21,6 +21,37 @@ from omnivi.data._validation import (
 _OBS_ARGS = ("batch_key", "labels_key", "categorical_covariate_keys", "continuous_covariate_keys")
 
 
+def labels_field(
+    labels_key: str | None,
+    unlabeled_category: str | None,
+    mod_key: str | bool | None = False,
+):
+    """Return the field registering labels, with an unlabeled category if one is named.
+
+    ``mod_key=False`` builds an AnnData field; otherwise a MuData field reading that
+    modality's ``.obs`` (``None``: the global ``.obs``).
+    """
+    if unlabeled_category is not None and labels_key is None:
+        raise ValueError(
+            f"unlabeled_category={unlabeled_category!r} was given without a labels_key; name "
+            "the .obs column of cell-type labels with labels_key=..."
+        )
+    on_mudata = mod_key is not False
+    if unlabeled_category is None:
+        if on_mudata:
+            return fields.MuDataCategoricalObsField(
+                REGISTRY_KEYS.LABELS_KEY, labels_key, mod_key=mod_key
+            )
+        return fields.CategoricalObsField(REGISTRY_KEYS.LABELS_KEY, labels_key)
+    if on_mudata:
+        return fields.MuDataLabelsWithUnlabeledObsField(
+            REGISTRY_KEYS.LABELS_KEY, labels_key, unlabeled_category, mod_key=mod_key
+        )
+    return fields.LabelsWithUnlabeledObsField(
+        REGISTRY_KEYS.LABELS_KEY, labels_key, unlabeled_category
+    )
+
+
 def anndata_fields(
     adata: AnnData,
     layer: str | None,
@@ -28,6 +59,7 @@ def anndata_fields(
     labels_key: str | None,
     categorical_covariate_keys: list[str] | None,
     continuous_covariate_keys: list[str] | None,
+    unlabeled_category: str | None = None,
 ) -> list:
     """Validate an RNA-only AnnData and return the fields that register it."""
     check_obs_columns(
@@ -44,7 +76,7 @@ def anndata_fields(
     return [
         fields.LayerField(MODALITY_REGISTRY_KEYS["rna"], layer, is_count_data=False),
         fields.CategoricalObsField(REGISTRY_KEYS.BATCH_KEY, batch_key),
-        fields.CategoricalObsField(REGISTRY_KEYS.LABELS_KEY, labels_key),
+        labels_field(labels_key, unlabeled_category),
         fields.CategoricalJointObsField(REGISTRY_KEYS.CAT_COVS_KEY, categorical_covariate_keys),
         fields.NumericalJointObsField(REGISTRY_KEYS.CONT_COVS_KEY, continuous_covariate_keys),
     ]
@@ -55,6 +87,7 @@ def mudata_fields(
     layers: Mapping[str, str | None],
     obs_keys: Mapping[str, str | list[str] | None],
     modalities: Mapping[str, str],
+    unlabeled_category: str | None = None,
 ) -> list:
     """Validate a MuData and return the fields that register it.
 
@@ -68,6 +101,8 @@ def mudata_fields(
         The ``setup_mudata`` arguments that name ``.obs`` columns, by argument name.
     modalities
         Mapping from ``setup_mudata`` argument to modality name in ``mdata``.
+    unlabeled_category
+        Label value of unlabeled cells, if any.
     """
     valid = set(LAYER_ARGS.values()) | set(_OBS_ARGS)
     unknown = set(modalities) - valid
@@ -110,8 +145,8 @@ def mudata_fields(
         fields.MuDataCategoricalObsField(
             REGISTRY_KEYS.BATCH_KEY, obs_keys["batch_key"], mod_key=modalities.get("batch_key")
         ),
-        fields.MuDataCategoricalObsField(
-            REGISTRY_KEYS.LABELS_KEY, obs_keys["labels_key"], mod_key=modalities.get("labels_key")
+        labels_field(
+            obs_keys["labels_key"], unlabeled_category, mod_key=modalities.get("labels_key")
         ),
         fields.MuDataCategoricalJointObsField(
             REGISTRY_KEYS.CAT_COVS_KEY,

@@ -15,10 +15,12 @@ from omnivi._constants import (
     MODALITY_REGISTRY_KEYS,
     LatentDistribution,
 )
+from omnivi.module._contrastive import ContrastiveObjective, labelled_contrastive_terms
 from omnivi.nn import (
     AccessibilityDecoder,
     ExpressionDecoder,
     FusionEncoder,
+    LatentClassifier,
     ModalityEncoder,
     ProteinDecoder,
 )
@@ -67,7 +69,9 @@ class OmniVAE(BaseModuleClass):
     modality_dropout
         During training, the probability that a cell has one of its modalities hidden from the
         encoder (it is still reconstructed). This teaches the fusion to work from one modality
-        alone, which :meth:`inference` with ``modality_mask`` uses.
+        alone, which :meth:`inference` with ``modality_mask`` uses. 0.2 by default: on
+        ``bmmc_cite_small`` it also gave the most consistent scib-metrics scores over seeds.
+        Ignored with one modality.
     atac_region_fraction
         Fraction of ATAC regions reconstructed in each training step: a fresh random subset
         per minibatch, its loss rescaled to an unbiased estimate of the loss over all regions.
@@ -78,6 +82,19 @@ class OmniVAE(BaseModuleClass):
         encoders to new batches too.
     use_batch_norm, use_layer_norm
         Normalisation of the hidden layers.
+    n_labels
+        Number of label codes (cell types, plus the unlabeled category if any). With two or
+        more, the module carries a :class:`~omnivi.nn.LatentClassifier` on the latent (fit
+        after training by the model).
+    unlabeled_code
+        Label code of unlabeled cells; ``-1`` if every cell is labelled.
+    contrastive_weight
+        Weight of the contrastive objectives (:class:`~omnivi.module.ContrastiveObjective`)
+        added to the loss, evaluated on the latent mean of labelled cells; 0 disables them.
+        The reconstruction loss is a per-cell sum over features, so useful weights are large
+        (tens to hundreds).
+    contrastive_kwargs
+        Options of :class:`~omnivi.module.ContrastiveObjective` (term weights, temperature).
     """
 
     def __init__(
@@ -94,11 +111,15 @@ class OmniVAE(BaseModuleClass):
         latent_distribution: LatentDistribution = "normal",
         kl_beta: float = 1.0,
         modality_weights: dict[str, float] | None = None,
-        modality_dropout: float = 0.0,
+        modality_dropout: float = 0.2,
         atac_region_fraction: float = 0.25,
         encode_covariates: bool = False,
         use_batch_norm: bool = True,
         use_layer_norm: bool = False,
+        n_labels: int = 0,
+        unlabeled_code: int = -1,
+        contrastive_weight: float = 0.0,
+        contrastive_kwargs: dict | None = None,
     ):
         super().__init__()
         unknown = set(n_features) - set(MODALITIES)
@@ -176,6 +197,19 @@ class OmniVAE(BaseModuleClass):
                 for m in self.modalities
             }
         )
+        self.unlabeled_code = unlabeled_code
+        self.classifier = LatentClassifier(n_latent, n_labels) if n_labels >= 2 else None
+        self.contrastive_weight = contrastive_weight
+        self.contrastive = None
+        if contrastive_weight > 0:
+            if n_labels < 2:
+                raise ValueError(
+                    "contrastive_weight > 0 needs at least two cell-type labels; register them "
+                    "with labels_key=... in setup_anndata / setup_mudata."
+                )
+            self.contrastive = ContrastiveObjective(
+                torch.ones(n_labels), torch.zeros(n_labels, n_labels), **(contrastive_kwargs or {})
+            )
 
     # ----------------------------------------------------------------------------- inputs
     def _get_inference_input(self, tensors: dict[str, torch.Tensor]) -> dict:
@@ -351,14 +385,23 @@ class OmniVAE(BaseModuleClass):
             kl = torch.zeros_like(nll[self.modalities[0]])
         total = (
             torch.stack(list(reconstruction.values())).sum(dim=0) + kl_weight * self.kl_beta * kl
-        )
+        ).mean()
+        metrics = {f"reconstruction_loss_{m}": nll[m].mean().detach() for m in self.modalities}
+        if self.contrastive is not None:
+            terms = labelled_contrastive_terms(
+                self.contrastive,
+                inference_outputs["qzm"],
+                tensors[REGISTRY_KEYS.LABELS_KEY],
+                tensors[REGISTRY_KEYS.BATCH_KEY],
+                self.unlabeled_code,
+            )
+            total = total + self.contrastive_weight * terms["total"]
+            metrics.update({f"contrastive_{k}": v.detach() for k, v in terms.items()})
         return LossOutput(
-            loss=total.mean(),
+            loss=total,
             reconstruction_loss=reconstruction,
             kl_local={"kl_divergence_z": kl},
-            extra_metrics={
-                f"reconstruction_loss_{m}": nll[m].mean().detach() for m in self.modalities
-            },
+            extra_metrics=metrics,
         )
 
     def expected_value(

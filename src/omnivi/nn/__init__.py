@@ -1,5 +1,6 @@
-"""Building blocks: per-modality encoders and decoders, and their fusion."""
+"""Building blocks: per-modality encoders and decoders, their fusion, a classifier."""
 
+from ._classifier import LatentClassifier
 from ._decoders import AccessibilityDecoder, ExpressionDecoder, ProteinDecoder
 from ._encoders import FusionEncoder, ModalityEncoder
 
@@ -7,6 +8,7 @@ __all__ = [
     "AccessibilityDecoder",
     "ExpressionDecoder",
     "FusionEncoder",
+    "LatentClassifier",
     "ModalityEncoder",
     "ProteinDecoder",
 ]

@@ -1,0 +1,335 @@
+"""Cell annotation on a trained embedding: classifier, novelty, cell-type representations."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Literal
+
+import numpy as np
+import pandas as pd
+import torch
+import torch.nn.functional as F
+from anndata import AnnData
+from mudata import MuData
+from scipy.spatial.distance import cdist
+from scvi import REGISTRY_KEYS
+from sklearn.neighbors import NearestNeighbors
+
+from omnivi.model._label_geometry import inverse_frequency_weights, reference_centroid_distances
+
+RepresentationMethod = Literal["centroid", "median", "medoid"]
+_MAX_REFERENCE_CELLS = 20_000
+_MAX_MEDOID_CELLS = 2_000
+
+
+class AnnotationMixin:
+    """Classifier, per-cell novelty and cell-type representations for an omnivi model.
+
+    The model must provide ``get_latent_representation`` and a module with ``classifier``
+    (a :class:`~omnivi.nn.LatentClassifier`, present when labels were registered) and
+    optionally ``contrastive`` (a :class:`~omnivi.module.ContrastiveObjective`).
+    """
+
+    novelty_k: int = 15
+    novelty_false_positive_rate: float = 0.05
+
+    # ------------------------------------------------------------------ before training
+    def _registered_codes(self) -> np.ndarray:
+        return np.asarray(self.adata_manager.get_from_registry(REGISTRY_KEYS.LABELS_KEY)).ravel()
+
+    def _prepare_contrastive(self) -> None:
+        """Fill the contrastive objective's class weights and reference centroid distances.
+
+        Computed once, from the registered data, before the first training; a model that
+        already holds them (e.g. a reference model adapted to a query) keeps them.
+        """
+        objective = getattr(self.module, "contrastive", None)
+        if objective is None or objective.reference_distances.abs().sum() > 0:
+            return
+        codes = self._registered_codes()
+        n_labels = objective.class_weights.numel()
+        weights = inverse_frequency_weights(codes, n_labels, self.unlabeled_code)
+        matrices = [self.adata_manager.get_from_registry(key) for key in self._modality_keys()]
+        distances = reference_centroid_distances(matrices, codes, n_labels, self.unlabeled_code)
+        objective.class_weights.copy_(torch.as_tensor(weights))
+        objective.reference_distances.copy_(torch.as_tensor(distances))
+
+    # ------------------------------------------------------------------ after training
+    def _reference_indices(self) -> np.ndarray:
+        """Training cells (all registered cells if the split is unknown) that carry a label."""
+        indices = getattr(self, "train_indices", None)
+        indices = np.arange(self.adata.n_obs) if indices is None else np.asarray(indices)
+        return indices[self._registered_codes()[indices] != self.unlabeled_code]
+
+    def _calibration_indices(self) -> np.ndarray | None:
+        indices = getattr(self, "validation_indices", None)
+        if indices is None or len(indices) == 0:
+            return None
+        indices = np.asarray(indices)
+        return indices[self._registered_codes()[indices] != self.unlabeled_code]
+
+    def train_classifier(
+        self,
+        max_epochs: int = 100,
+        lr: float = 1e-3,
+        batch_size: int = 256,
+        weight_decay: float = 1e-4,
+    ) -> None:
+        """Fit the cell-type classifier on the frozen embedding of the labelled training cells.
+
+        Called at the end of ``train()``; call it again to refit. Cross-entropy on logits,
+        each cell weighted inversely to its type's frequency. Also records the reference
+        that :meth:`get_novelty_scores` compares cells with.
+
+        Parameters
+        ----------
+        max_epochs
+            Passes over the labelled training cells.
+        lr, weight_decay
+            Adam's learning rate and weight decay.
+        batch_size
+            Minibatch size.
+        """
+        self._require_labels("The classifier")
+        reference = self._reference_indices()
+        z = torch.as_tensor(self._embedding(indices=reference), dtype=torch.float32)
+        codes = torch.as_tensor(self._registered_codes()[reference], dtype=torch.long)
+        classifier = self.module.classifier
+        n_classes = classifier.layers[-1].out_features
+        weights = inverse_frequency_weights(codes.numpy(), n_classes, self.unlabeled_code)
+        weights = torch.as_tensor(weights, dtype=torch.float32)
+        classifier.reset_parameters()
+        classifier.train()
+        optimizer = torch.optim.Adam(classifier.parameters(), lr=lr, weight_decay=weight_decay)
+        generator = torch.Generator().manual_seed(0)
+        for _ in range(max_epochs):
+            for batch in torch.randperm(len(z), generator=generator).split(batch_size):
+                optimizer.zero_grad()
+                loss = F.cross_entropy(classifier(z[batch]), codes[batch], weight=weights)
+                loss.backward()
+                optimizer.step()
+        classifier.eval()
+        self._record_novelty_reference(z.numpy(), reference)
+
+    def _record_novelty_reference(self, z: np.ndarray, reference: np.ndarray) -> None:
+        """Keep (a sample of) the reference embedding and calibrate the novelty threshold.
+
+        The threshold is the ``1 - novelty_false_positive_rate`` quantile of the scores of
+        held-out labelled cells (the validation cells, else a random tenth of the reference).
+        """
+        rng = np.random.default_rng(0)
+        calibration = self._calibration_indices()
+        if calibration is None or len(calibration) < 20:
+            held_out = rng.random(len(reference)) < 0.1
+            calibration_z, z = z[held_out], z[~held_out]
+        else:
+            calibration_z = self._embedding(indices=calibration)
+        if len(z) > _MAX_REFERENCE_CELLS:
+            z = z[rng.choice(len(z), _MAX_REFERENCE_CELLS, replace=False)]
+        self.novelty_reference_ = z.astype(np.float32)
+        scores = self._distance_to_reference(calibration_z)
+        self.novelty_threshold_ = float(np.quantile(scores, 1 - self.novelty_false_positive_rate))
+
+    # ------------------------------------------------------------------------ outputs
+    def _embedding(
+        self, adata: AnnData | MuData | None = None, indices: Sequence[int] | None = None
+    ) -> np.ndarray:
+        """Return the embedding the classifier and novelty scores work on."""
+        return self.get_latent_representation(adata, indices=indices)
+
+    def _distance_to_reference(self, z: np.ndarray) -> np.ndarray:
+        k = min(self.novelty_k, len(self.novelty_reference_))
+        index = NearestNeighbors(n_neighbors=k).fit(self.novelty_reference_)
+        distances, _ = index.kneighbors(z)
+        return distances.mean(axis=1)
+
+    def _validate_query(self, adata: AnnData | MuData | None) -> AnnData | MuData:
+        """Register query data for annotation, whatever labels it carries.
+
+        The query's labels are not used: they may name types the model has not seen, so
+        categories unseen in training are accepted (their codes are never read).
+        """
+        if adata is None or self.get_anndata_manager(adata) is not None:
+            return self._validate_anndata(adata)
+        labels_key = self.adata_manager.get_state_registry(REGISTRY_KEYS.LABELS_KEY).original_key
+        obs = adata.obs
+        mod_key = getattr(
+            self.adata_manager.data_registry[REGISTRY_KEYS.LABELS_KEY], "mod_key", None
+        )
+        if mod_key is not None:
+            obs = adata[mod_key].obs
+        if labels_key not in obs:
+            raise KeyError(
+                f"The query has no {labels_key!r} column, which the model was set up with. Add "
+                f"one (unknown labels are fine, e.g. query.obs[{labels_key!r}] = 'unknown')."
+            )
+        self._register_manager_for_instance(
+            self.adata_manager.transfer_fields(adata, extend_categories=True)
+        )
+        return adata
+
+    def _check_annotation_ready(self) -> None:
+        self._require_labels("Annotation")
+        self._check_if_trained(warn=False)
+        if getattr(self, "novelty_reference_", None) is None:
+            raise RuntimeError("The classifier is not fit yet; call `model.train_classifier()`.")
+
+    @torch.inference_mode()
+    def predict(
+        self,
+        adata: AnnData | MuData | None = None,
+        indices: Sequence[int] | None = None,
+        soft: bool = False,
+    ) -> np.ndarray | pd.DataFrame:
+        """Predict the cell type of each cell.
+
+        Parameters
+        ----------
+        adata
+            Data with the training data's features and ``.obs`` columns; ``None`` for the
+            training data. Its labels are ignored and may name unseen types.
+        indices
+            Cells to use; ``None`` for all.
+        soft
+            Return per-type probabilities instead of labels.
+
+        Returns
+        -------
+        An array of labels, or with ``soft=True`` a cells x types DataFrame of probabilities.
+        """
+        self._check_annotation_ready()
+        adata = self._validate_query(adata)
+        z = torch.as_tensor(self._embedding(adata, indices), dtype=torch.float32)
+        logits = self.module.classifier(z)
+        if self.unlabeled_code >= 0:
+            logits[:, self.unlabeled_code] = float("-inf")
+        probabilities = torch.softmax(logits, dim=-1).numpy()
+        mapping = np.asarray(
+            self.adata_manager.get_state_registry(REGISTRY_KEYS.LABELS_KEY).categorical_mapping
+        )
+        if not soft:
+            return mapping[probabilities.argmax(axis=1)]
+        obs_names = adata.obs_names if indices is None else adata.obs_names[np.asarray(indices)]
+        keep = np.arange(len(mapping)) != self.unlabeled_code
+        return pd.DataFrame(probabilities[:, keep], index=obs_names, columns=mapping[keep])
+
+    def get_novelty_scores(
+        self,
+        adata: AnnData | MuData | None = None,
+        indices: Sequence[int] | None = None,
+        write_to_obs: bool = False,
+        key_prefix: str = "omnivi_",
+    ) -> pd.DataFrame:
+        """Score how unlike every known cell type each cell is, and call novel cells.
+
+        The score is the mean distance, in the embedding, from a cell to its ``novelty_k``
+        (15) nearest labelled training cells. It is calibrated on held-out labelled cells of
+        the training data (the validation cells): a cell is called novel when its score
+        exceeds the score that only ``novelty_false_positive_rate`` (5%) of those known-type
+        cells exceed. Cells of a type absent from training lie away from every training cell
+        and score high.
+
+        Parameters
+        ----------
+        adata
+            Query data with the training data's features and ``.obs`` columns (its labels
+            are ignored and may name unseen types); ``None`` for the training data (whose
+            training cells score low by construction).
+        indices
+            Cells to use; ``None`` for all.
+        write_to_obs
+            Also write the columns to ``adata.obs`` (names prefixed by ``key_prefix``).
+        key_prefix
+            Prefix of the ``.obs`` columns written.
+
+        Returns
+        -------
+        A DataFrame indexed by cell with ``novelty_score`` (float), ``is_novel`` (bool) and
+        ``predicted_label`` (the classifier's label, meaningful where ``is_novel`` is false).
+        """
+        self._check_annotation_ready()
+        adata = self._validate_query(adata)
+        z = self._embedding(adata, indices)
+        scores = self._distance_to_reference(z)
+        obs_names = adata.obs_names if indices is None else adata.obs_names[np.asarray(indices)]
+        result = pd.DataFrame(
+            {
+                "novelty_score": scores,
+                "is_novel": scores > self.novelty_threshold_,
+                "predicted_label": self.predict(adata, indices),
+            },
+            index=obs_names,
+        )
+        if write_to_obs:
+            for column in result:
+                adata.obs[f"{key_prefix}{column}"] = result[column].reindex(adata.obs_names)
+        return result
+
+    def novelty_summary(self, novelty: pd.DataFrame) -> dict[str, float | int | bool]:
+        """Summarise per-cell novelty calls over a data set.
+
+        Parameters
+        ----------
+        novelty
+            The output of :meth:`get_novelty_scores`.
+
+        Returns
+        -------
+        ``n_cells``, ``n_novel``, ``fraction_novel``, the ``expected_fraction`` of novel calls
+        among known cell types (the calibration's false-positive rate), the ``threshold``, and
+        ``contains_novel_cells``: whether the fraction called novel is more than twice the
+        expected one (evidence for cell types the model has not seen).
+        """
+        n_novel = int(novelty["is_novel"].sum())
+        fraction = n_novel / max(len(novelty), 1)
+        return {
+            "n_cells": len(novelty),
+            "n_novel": n_novel,
+            "fraction_novel": fraction,
+            "expected_fraction": self.novelty_false_positive_rate,
+            "threshold": self.novelty_threshold_,
+            "contains_novel_cells": fraction > 2 * self.novelty_false_positive_rate,
+        }
+
+    def get_cell_type_representations(
+        self,
+        method: RepresentationMethod = "centroid",
+        adata: AnnData | MuData | None = None,
+    ) -> pd.DataFrame:
+        """Return one vector per cell type in the embedding.
+
+        Parameters
+        ----------
+        method
+            ``"centroid"``: the mean embedding of the type's cells; ``"median"``: the
+            coordinate-wise median; ``"medoid"``: the embedding of the cell with the smallest
+            summed distance to the type's other cells (on at most 2,000 cells per type).
+        adata
+            Labelled data set up like the training data; ``None`` for the training data.
+
+        Returns
+        -------
+        A DataFrame of embedding dimensions x cell types.
+        """
+        self._require_labels("Cell-type representations")
+        if method not in ("centroid", "median", "medoid"):
+            raise ValueError(f"method must be 'centroid', 'median' or 'medoid', got {method!r}.")
+        adata = self._validate_anndata(adata)
+        manager = self.get_anndata_manager(adata, required=True)
+        codes = np.asarray(manager.get_from_registry(REGISTRY_KEYS.LABELS_KEY)).ravel()
+        z = self._embedding(adata)
+        mapping = manager.get_state_registry(REGISTRY_KEYS.LABELS_KEY).categorical_mapping
+        rng = np.random.default_rng(0)
+        vectors = {}
+        for code in np.unique(codes[codes != self.unlabeled_code]):
+            members = z[codes == code]
+            if method == "centroid":
+                vectors[mapping[code]] = members.mean(axis=0)
+            elif method == "median":
+                vectors[mapping[code]] = np.median(members, axis=0)
+            else:
+                if len(members) > _MAX_MEDOID_CELLS:
+                    members = members[rng.choice(len(members), _MAX_MEDOID_CELLS, replace=False)]
+                summed = cdist(members, members).sum(axis=1)
+                vectors[mapping[code]] = members[summed.argmin()]
+        return pd.DataFrame(vectors, index=pd.RangeIndex(z.shape[1], name="dimension"))

@@ -1,0 +1,75 @@
+"""Statistics of the labelled training cells that the supervised objectives need."""
+
+from __future__ import annotations
+
+import numpy as np
+import scanpy as sc
+from scipy import sparse
+
+from omnivi.pp._normalize import log1p_scaled, median_size_factors
+
+
+def inverse_frequency_weights(codes: np.ndarray, n_labels: int, unlabeled_code: int) -> np.ndarray:
+    """Weight per label code, inversely proportional to its number of cells (mean 1).
+
+    Codes without cells, and the unlabeled code, get weight 0.
+    """
+    counts = np.bincount(codes[codes != unlabeled_code], minlength=n_labels).astype(float)
+    weights = np.zeros(n_labels)
+    present = counts > 0
+    weights[present] = counts[present].sum() / (present.sum() * counts[present])
+    return weights
+
+
+def reference_centroid_distances(
+    matrices: list,
+    codes: np.ndarray,
+    n_labels: int,
+    unlabeled_code: int,
+    n_comps: int = 50,
+    seed: int = 0,
+) -> np.ndarray:
+    """Distances between cell-type centroids in a PCA of the labelled cells' data.
+
+    Each modality is log-normalised and reduced by PCA; the components of each modality are
+    divided by the square root of their total variance so that every modality weighs the same,
+    and concatenated. The centroid of each label is taken in that space.
+
+    Parameters
+    ----------
+    matrices
+        One cells x features matrix per modality, rows aligned with ``codes``.
+    codes
+        Label code per cell.
+    n_labels
+        Number of label codes.
+    unlabeled_code
+        Code of unlabeled cells (left out); ``-1`` if none.
+    n_comps
+        Principal components per modality (fewer if the data has fewer dimensions).
+    seed
+        Seed of the PCA solver.
+
+    Returns
+    -------
+    ``n_labels`` x ``n_labels`` Euclidean distances; rows of labels without cells are 0.
+    """
+    labelled = codes != unlabeled_code
+    blocks = []
+    for matrix in matrices:
+        matrix = sparse.csr_matrix(matrix, dtype=np.float32)
+        normalised = log1p_scaled(matrix, median_size_factors(matrix))[labelled]
+        n = min(n_comps, min(normalised.shape) - 1)
+        components = sc.pp.pca(normalised, n_comps=n, random_state=seed)
+        blocks.append(components / np.sqrt(components.var(axis=0).sum()))
+    embedding = np.hstack(blocks)
+    kept = codes[labelled]
+    centroids = np.zeros((n_labels, embedding.shape[1]))
+    present = np.unique(kept)
+    for code in present:
+        centroids[code] = embedding[kept == code].mean(axis=0)
+    distances = np.linalg.norm(centroids[:, None, :] - centroids[None, :, :], axis=-1)
+    absent = np.setdiff1d(np.arange(n_labels), present)
+    distances[absent, :] = 0.0
+    distances[:, absent] = 0.0
+    return distances

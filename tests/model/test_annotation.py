@@ -1,0 +1,203 @@
+"""Contrastive training, classifier, novelty and cell-type representations on simulated data.
+
+Both ways of using the contrastive objectives are covered: ``OmniVI(contrastive_weight=...)``
+and the encoder-only ``OmniCL``.
+"""
+
+from __future__ import annotations
+
+import anndata as ad
+import numpy as np
+import pandas as pd
+import pytest
+
+from omnivi.model import OmniCL, OmniVI
+
+CITE = {"rna_layer": "rna", "protein_layer": "protein"}
+TERMS = ("cell_type", "batch", "centroid", "total")
+
+
+def _rna(mdata) -> ad.AnnData:
+    """A fresh AnnData of the simulated RNA, as a user would build it (no scvi set-up)."""
+    rna = mdata["rna"]
+    return ad.AnnData(
+        rna.X.copy(),
+        obs=mdata.obs[["batch", "cell_type"]].copy(),
+        var=pd.DataFrame(index=rna.var_names.copy()),
+    )
+
+
+@pytest.fixture(scope="module")
+def omnicl(synthetic_session):
+    adata = _rna(synthetic_session)
+    OmniCL.setup_anndata(adata, batch_key="batch", labels_key="cell_type")
+    model = OmniCL(adata, n_hidden=256, n_fusion_hidden=128, n_latent=32)
+    model.train(max_epochs=15, enable_progress_bar=False)
+    return model, adata
+
+
+@pytest.fixture(scope="module")
+def contrastive_omnivi(synthetic_session):
+    mdata = synthetic_session.copy()
+    OmniVI.setup_mudata(mdata, batch_key="batch", labels_key="cell_type", modalities=CITE)
+    model = OmniVI(mdata, n_hidden=64, n_latent=8, contrastive_weight=20.0)
+    model.train(max_epochs=15, enable_progress_bar=False)
+    return model, mdata
+
+
+@pytest.mark.parametrize("which", ["omnicl", "contrastive_omnivi"])
+def test_each_contrastive_term_is_logged_for_train_and_validation(which, request):
+    model, _ = request.getfixturevalue(which)
+    for term in TERMS:
+        for split in ("train", "validation"):
+            values = model.history[f"contrastive_{term}_{split}"].to_numpy(dtype=float)
+            assert np.isfinite(values).all()
+    total = model.history["contrastive_total_train"].to_numpy(dtype=float).ravel()
+    assert total[-1] < total[0]
+
+
+@pytest.mark.parametrize("which", ["omnicl", "contrastive_omnivi"])
+def test_predict_labels_and_probabilities(which, request):
+    model, data = request.getfixturevalue(which)
+    truth = data.obs["cell_type"].to_numpy()
+    predicted = model.predict()
+    assert predicted.shape == (data.n_obs,)
+    assert (predicted == truth).mean() > 0.9  # the simulated types are well separated
+    soft = model.predict(soft=True)
+    assert list(soft.columns) == list(model.cell_types)
+    assert soft.index.equals(data.obs_names)
+    np.testing.assert_allclose(soft.sum(axis=1), 1.0, rtol=1e-5)
+    np.testing.assert_array_equal(soft.columns[soft.to_numpy().argmax(1)], predicted)
+
+
+def test_omnicl_temperature_stays_in_range(omnicl):
+    model, _ = omnicl
+    temperature = model.history["temperature_train"].to_numpy(dtype=float)
+    assert ((temperature >= 0.1) & (temperature <= 2.0)).all()
+
+
+@pytest.mark.parametrize("method", ["centroid", "median", "medoid"])
+def test_cell_type_representations(omnicl, method):
+    model, adata = omnicl
+    vectors = model.get_cell_type_representations(method)
+    assert sorted(vectors.columns) == sorted(adata.obs["cell_type"].unique())
+    assert vectors.shape[0] == 32
+    embedding = model._embedding()
+    rare = embedding[adata.obs["cell_type"].to_numpy() == "rare"]
+    if method == "centroid":
+        np.testing.assert_allclose(vectors["rare"], rare.mean(0), rtol=1e-5, atol=1e-6)
+    elif method == "medoid":  # an actual cell of that type
+        assert np.isclose(rare, vectors["rare"].to_numpy()).all(axis=1).any()
+
+
+def test_unknown_representation_method(omnicl):
+    with pytest.raises(ValueError, match="centroid"):
+        omnicl[0].get_cell_type_representations("mode")
+
+
+def test_query_with_unseen_labels_gets_predictions_and_novelty(omnicl, synthetic_session):
+    """A query whose label column names a type the model never saw; only .obs columns asked
+    for are written."""
+    model, _ = omnicl
+    query = _rna(synthetic_session)
+    query.obs["cell_type"] = query.obs["cell_type"].cat.add_categories("never_seen")
+    query.obs.loc[query.obs_names[:5], "cell_type"] = "never_seen"
+    x_before = query.X.copy()
+    novelty = model.get_novelty_scores(query)
+    assert list(novelty.columns) == ["novelty_score", "is_novel", "predicted_label"]
+    assert novelty.index.equals(query.obs_names)
+    assert set(novelty["predicted_label"]) <= set(model.cell_types)
+    assert not any(c.startswith("omnivi_") for c in query.obs)
+    model.get_novelty_scores(query, write_to_obs=True)
+    assert {"omnivi_novelty_score", "omnivi_is_novel", "omnivi_predicted_label"} <= set(query.obs)
+    assert (query.X != x_before).nnz == 0
+
+
+def test_query_without_the_label_column_is_refused_with_a_fix(omnicl, synthetic_session):
+    query = _rna(synthetic_session)
+    query.obs = query.obs[["batch"]]
+    with pytest.raises(KeyError, match=r"query.obs\['cell_type'\] = 'unknown'"):
+        omnicl[0].predict(query)
+
+
+def test_novelty_calls_flag_a_type_left_out_of_training(synthetic_session):
+    """Train without one type; its cells score above the known types' cells."""
+    adata = _rna(synthetic_session)
+    held_out = adata.obs["cell_type"].to_numpy() == "type_3"
+    reference = adata[~held_out].copy()
+    reference.obs["cell_type"] = reference.obs["cell_type"].cat.remove_unused_categories()
+    OmniCL.setup_anndata(reference, batch_key="batch", labels_key="cell_type")
+    model = OmniCL(reference, n_hidden=256, n_fusion_hidden=128, n_latent=32)
+    model.train(max_epochs=15, enable_progress_bar=False)
+    novelty = model.get_novelty_scores(adata)
+    from sklearn.metrics import roc_auc_score
+
+    assert roc_auc_score(held_out, novelty["novelty_score"]) > 0.9
+    assert novelty.loc[held_out, "is_novel"].mean() > 0.5
+    summary = model.novelty_summary(novelty)
+    assert summary["n_cells"] == adata.n_obs
+    assert summary["n_novel"] == int(novelty["is_novel"].sum())
+    assert summary["contains_novel_cells"]
+
+
+def test_unlabeled_cells_take_part_in_reconstruction_only(synthetic_session):
+    mdata = synthetic_session.copy()
+    labels = mdata.obs["cell_type"].astype(str).to_numpy()
+    labels[::3] = "unknown"
+    mdata.obs["partial"] = pd.Categorical(labels)
+    OmniVI.setup_mudata(
+        mdata,
+        batch_key="batch",
+        labels_key="partial",
+        unlabeled_category="unknown",
+        modalities=CITE,
+    )
+    model = OmniVI(mdata, n_hidden=32, n_latent=8, contrastive_weight=10.0)
+    assert "unknown" not in model.cell_types
+    model.train(max_epochs=3, enable_progress_bar=False)
+    assert "unknown" not in set(model.predict())
+    assert "unknown" not in model.predict(soft=True).columns
+    assert "unknown" not in model.get_cell_type_representations().columns
+    weights = model.module.contrastive.class_weights.numpy()
+    assert weights[model.unlabeled_code] == 0.0
+
+
+def test_contrastive_weight_needs_labels(synthetic_mdata):
+    OmniVI.setup_mudata(synthetic_mdata, batch_key="batch", modalities=CITE)
+    with pytest.raises(ValueError, match="labels_key"):
+        OmniVI(synthetic_mdata, contrastive_weight=1.0)
+    OmniCL.setup_mudata(synthetic_mdata, batch_key="batch", modalities=CITE)
+    with pytest.raises(ValueError, match="labels_key"):
+        OmniCL(synthetic_mdata)
+
+
+def test_unlabeled_category_without_labels_key(synthetic_rna):
+    with pytest.raises(ValueError, match="labels_key"):
+        OmniCL.setup_anndata(synthetic_rna, unlabeled_category="unknown")
+
+
+def test_annotation_of_an_unsupervised_model_is_refused(synthetic_mdata):
+    OmniVI.setup_mudata(synthetic_mdata, batch_key="batch", modalities=CITE)
+    model = OmniVI(synthetic_mdata, n_hidden=32, n_latent=4)
+    model.train(max_epochs=1, enable_progress_bar=False)
+    assert model.module.classifier is None
+    with pytest.raises(ValueError, match="labels_key"):
+        model.predict()
+
+
+def test_omnicl_save_load_round_trip(omnicl, tmp_path):
+    model, adata = omnicl
+    model.save(tmp_path / "model", save_anndata=False)
+    loaded = OmniCL.load(tmp_path / "model", adata=adata)
+    np.testing.assert_array_equal(
+        loaded.get_latent_representation(), model.get_latent_representation()
+    )
+    np.testing.assert_array_equal(loaded.predict(), model.predict())
+    assert loaded.novelty_threshold_ == model.novelty_threshold_
+
+
+def test_omnicl_refuses_negative_input(synthetic_rna):
+    synthetic_rna.X = synthetic_rna.X.toarray() - 1.0
+    OmniCL.setup_anndata(synthetic_rna, batch_key="batch", labels_key="cell_type")
+    with pytest.raises(ValueError, match=r"negative values.*input_transform='identity'"):
+        OmniCL(synthetic_rna)
