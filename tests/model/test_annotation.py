@@ -10,6 +10,7 @@ import anndata as ad
 import numpy as np
 import pandas as pd
 import pytest
+from sklearn.metrics import roc_auc_score
 
 from omnivi.model import OmniCL, OmniVI
 
@@ -129,15 +130,21 @@ def test_novelty_calls_flag_a_type_left_out_of_training(synthetic_session):
     OmniCL.setup_anndata(reference, batch_key="batch", labels_key="cell_type")
     model = OmniCL(reference, n_hidden=256, n_fusion_hidden=128, n_latent=32)
     model.train(max_epochs=15, enable_progress_bar=False)
-    novelty = model.get_novelty_scores(adata)
-    from sklearn.metrics import roc_auc_score
-
-    assert roc_auc_score(held_out, novelty["novelty_score"]) > 0.9
-    assert novelty.loc[held_out, "is_novel"].mean() > 0.5
-    summary = model.novelty_summary(novelty)
-    assert summary["n_cells"] == adata.n_obs
-    assert summary["n_novel"] == int(novelty["is_novel"].sum())
-    assert summary["contains_novel_cells"]
+    query = adata[adata.obs["batch"] == adata.obs["batch"].cat.categories[0]].copy()
+    held_out = (query.obs["cell_type"] == "type_3").to_numpy()
+    for method in ("mixing", "distance"):
+        novelty = model.get_novelty_scores(query, method=method)
+        assert roc_auc_score(held_out, novelty["novelty_score"]) > 0.9
+        assert novelty.loc[held_out, "is_novel"].mean() > 0.5
+        assert novelty.loc[~held_out, "is_novel"].mean() < 0.2
+        summary = model.novelty_summary(novelty)
+        assert summary["n_cells"] == query.n_obs
+        assert summary["n_novel"] == int(novelty["is_novel"].sum())
+        assert summary["method"] == method
+        assert summary["threshold"] == model.novelty_thresholds_[method]
+        assert summary["contains_novel_cells"]
+    with pytest.raises(ValueError, match="mixing"):
+        model.get_novelty_scores(query, method="entropy")
 
 
 def test_unlabeled_cells_take_part_in_reconstruction_only(synthetic_session):
@@ -193,7 +200,7 @@ def test_omnicl_save_load_round_trip(omnicl, tmp_path):
         loaded.get_latent_representation(), model.get_latent_representation()
     )
     np.testing.assert_array_equal(loaded.predict(), model.predict())
-    assert loaded.novelty_threshold_ == model.novelty_threshold_
+    assert loaded.novelty_thresholds_ == model.novelty_thresholds_
 
 
 def test_omnicl_refuses_negative_input(synthetic_rna):

@@ -18,6 +18,8 @@ from sklearn.neighbors import NearestNeighbors
 from omnivi.model._label_geometry import inverse_frequency_weights, reference_centroid_distances
 
 RepresentationMethod = Literal["centroid", "median", "medoid"]
+NoveltyMethod = Literal["mixing", "distance"]
+NOVELTY_METHODS = ("mixing", "distance")
 _MAX_REFERENCE_CELLS = 20_000
 _MAX_MEDOID_CELLS = 2_000
 
@@ -30,7 +32,7 @@ class AnnotationMixin:
     optionally ``contrastive`` (a :class:`~omnivi.module.ContrastiveObjective`).
     """
 
-    novelty_k: int = 15
+    novelty_k: int = 30
     novelty_false_positive_rate: float = 0.05
 
     # ------------------------------------------------------------------ before training
@@ -74,12 +76,12 @@ class AnnotationMixin:
         lr: float = 1e-3,
         batch_size: int = 256,
         weight_decay: float = 1e-4,
+        balance_classes: bool = True,
     ) -> None:
         """Fit the cell-type classifier on the frozen embedding of the labelled training cells.
 
-        Called at the end of ``train()``; call it again to refit. Cross-entropy on logits,
-        each cell weighted inversely to its type's frequency. Also records the reference
-        that :meth:`get_novelty_scores` compares cells with.
+        Called at the end of ``train()``; call it again to refit. Cross-entropy on logits.
+        Also records the reference that :meth:`get_novelty_scores` compares cells with.
 
         Parameters
         ----------
@@ -89,6 +91,9 @@ class AnnotationMixin:
             Adam's learning rate and weight decay.
         batch_size
             Minibatch size.
+        balance_classes
+            Weight each cell inversely to its type's frequency, so that rare types count as
+            much as common ones.
         """
         self._require_labels("The classifier")
         reference = self._reference_indices()
@@ -96,8 +101,10 @@ class AnnotationMixin:
         codes = torch.as_tensor(self._registered_codes()[reference], dtype=torch.long)
         classifier = self.module.classifier
         n_classes = classifier.layers[-1].out_features
-        weights = inverse_frequency_weights(codes.numpy(), n_classes, self.unlabeled_code)
-        weights = torch.as_tensor(weights, dtype=torch.float32)
+        weights = None
+        if balance_classes:
+            weights = inverse_frequency_weights(codes.numpy(), n_classes, self.unlabeled_code)
+            weights = torch.as_tensor(weights, dtype=torch.float32)
         classifier.reset_parameters()
         classifier.train()
         optimizer = torch.optim.Adam(classifier.parameters(), lr=lr, weight_decay=weight_decay)
@@ -127,8 +134,11 @@ class AnnotationMixin:
         if len(z) > _MAX_REFERENCE_CELLS:
             z = z[rng.choice(len(z), _MAX_REFERENCE_CELLS, replace=False)]
         self.novelty_reference_ = z.astype(np.float32)
-        scores = self._distance_to_reference(calibration_z)
-        self.novelty_threshold_ = float(np.quantile(scores, 1 - self.novelty_false_positive_rate))
+        quantile = 1 - self.novelty_false_positive_rate
+        self.novelty_thresholds_ = {
+            method: float(np.quantile(self._novelty_scores(calibration_z, method), quantile))
+            for method in NOVELTY_METHODS
+        }
 
     # ------------------------------------------------------------------------ outputs
     def _embedding(
@@ -137,17 +147,49 @@ class AnnotationMixin:
         """Return the embedding the classifier and novelty scores work on."""
         return self.get_latent_representation(adata, indices=indices)
 
+    def _novelty_scores(self, z: np.ndarray, method: NoveltyMethod) -> np.ndarray:
+        if method == "distance":
+            return self._distance_to_reference(z)
+        return self._reference_mixing(z)
+
     def _distance_to_reference(self, z: np.ndarray) -> np.ndarray:
+        """Mean distance of each cell to its ``novelty_k`` nearest reference cells."""
         k = min(self.novelty_k, len(self.novelty_reference_))
         index = NearestNeighbors(n_neighbors=k).fit(self.novelty_reference_)
         distances, _ = index.kneighbors(z)
         return distances.mean(axis=1)
 
-    def _validate_query(self, adata: AnnData | MuData | None) -> AnnData | MuData:
-        """Register query data for annotation, whatever labels it carries.
+    def _reference_mixing(self, z: np.ndarray) -> np.ndarray:
+        """Excess of query cells among each query cell's neighbours, as a binomial z-score.
 
-        The query's labels are not used: they may name types the model has not seen, so
-        categories unseen in training are accepted (their codes are never read).
+        Query and reference cells are pooled; each query cell's ``novelty_k`` nearest other
+        cells are counted. Where the query holds known types, reference and query cells mix
+        and the number of query neighbours is near ``k`` times the query's share of the pool
+        (score near 0); cells of a type the reference lacks neighbour each other (score up to
+        ``sqrt(k (1 - share) / share)``). The z-score makes queries of different sizes
+        comparable with the calibration.
+        """
+        reference = self.novelty_reference_
+        n_query, n_pool = len(z), len(reference) + len(z)
+        k = min(self.novelty_k, n_pool - 1)
+        pool = np.vstack([reference, z])
+        from_query = np.arange(n_pool) >= len(reference)
+        _, neighbours = NearestNeighbors(n_neighbors=k + 1).fit(pool).kneighbors(z)
+        own = neighbours == (len(reference) + np.arange(n_query))[:, None]
+        drop = np.where(own.any(axis=1), own.argmax(axis=1), k)  # the cell itself, else the last
+        keep = np.ones_like(neighbours, dtype=bool)
+        keep[np.arange(n_query), drop] = False
+        neighbours = neighbours[keep].reshape(n_query, k)
+        share = (n_query - 1) / (n_pool - 1)  # of the other cells, the query's share
+        observed = from_query[neighbours].sum(axis=1)
+        return (observed - k * share) / np.sqrt(k * share * (1 - share) + 1e-12)
+
+    def _validate_query(self, adata: AnnData | MuData | None) -> AnnData | MuData:
+        """Register query data for embedding and annotation, whatever labels it carries.
+
+        The query's labels are not used: they may name types the model has not seen. Its
+        batches may be new too, as long as the encoder does not read them (the default):
+        categories unseen in training are accepted, and their codes are never read.
         """
         if adata is None or self.get_anndata_manager(adata) is not None:
             return self._validate_anndata(adata)
@@ -158,7 +200,7 @@ class AnnotationMixin:
         )
         if mod_key is not None:
             obs = adata[mod_key].obs
-        if labels_key not in obs:
+        if self.has_labels and labels_key not in obs:
             raise KeyError(
                 f"The query has no {labels_key!r} column, which the model was set up with. Add "
                 f"one (unknown labels are fine, e.g. query.obs[{labels_key!r}] = 'unknown')."
@@ -171,7 +213,7 @@ class AnnotationMixin:
     def _check_annotation_ready(self) -> None:
         self._require_labels("Annotation")
         self._check_if_trained(warn=False)
-        if getattr(self, "novelty_reference_", None) is None:
+        if getattr(self, "novelty_thresholds_", None) is None:
             raise RuntimeError("The classifier is not fit yet; call `model.train_classifier()`.")
 
     @torch.inference_mode()
@@ -217,26 +259,37 @@ class AnnotationMixin:
         self,
         adata: AnnData | MuData | None = None,
         indices: Sequence[int] | None = None,
+        method: NoveltyMethod = "mixing",
         write_to_obs: bool = False,
         key_prefix: str = "omnivi_",
     ) -> pd.DataFrame:
         """Score how unlike every known cell type each cell is, and call novel cells.
 
-        The score is the mean distance, in the embedding, from a cell to its ``novelty_k``
-        (15) nearest labelled training cells. It is calibrated on held-out labelled cells of
-        the training data (the validation cells): a cell is called novel when its score
-        exceeds the score that only ``novelty_false_positive_rate`` (5%) of those known-type
-        cells exceed. Cells of a type absent from training lie away from every training cell
-        and score high.
+        Two scores, both in the learned embedding:
+
+        - ``"mixing"`` (default): query and labelled training cells are pooled, and each
+          query cell's ``novelty_k`` (30) nearest other cells are counted. Cells of known
+          types have training cells among their neighbours in proportion; cells of a type
+          the model never saw cluster with each other. The score is the log-enrichment of
+          query cells among the neighbours. Scores are relative to the query given, which
+          should hold a population (hundreds of cells), not a handful.
+        - ``"distance"``: the mean distance to the ``novelty_k`` nearest training cells; it
+          scores any number of cells, one at a time.
+
+        Each is calibrated on held-out labelled cells of the training data (the validation
+        cells): a cell is called novel when its score exceeds the score that only
+        ``novelty_false_positive_rate`` (5%) of those known-type cells exceed.
 
         Parameters
         ----------
         adata
             Query data with the training data's features and ``.obs`` columns (its labels
-            are ignored and may name unseen types); ``None`` for the training data (whose
-            training cells score low by construction).
+            are ignored and may name unseen types); ``None`` for the training data, whose
+            training cells are in the reference and so score low.
         indices
             Cells to use; ``None`` for all.
+        method
+            ``"mixing"`` or ``"distance"``, as above.
         write_to_obs
             Also write the columns to ``adata.obs`` (names prefixed by ``key_prefix``).
         key_prefix
@@ -245,27 +298,32 @@ class AnnotationMixin:
         Returns
         -------
         A DataFrame indexed by cell with ``novelty_score`` (float), ``is_novel`` (bool) and
-        ``predicted_label`` (the classifier's label, meaningful where ``is_novel`` is false).
+        ``predicted_label`` (the classifier's label, meaningful where ``is_novel`` is false);
+        ``attrs["method"]`` and ``attrs["threshold"]`` record how it was made.
         """
+        if method not in NOVELTY_METHODS:
+            raise ValueError(f"method must be one of {NOVELTY_METHODS}, got {method!r}.")
         self._check_annotation_ready()
         adata = self._validate_query(adata)
         z = self._embedding(adata, indices)
-        scores = self._distance_to_reference(z)
+        scores = self._novelty_scores(z, method)
+        threshold = self.novelty_thresholds_[method]
         obs_names = adata.obs_names if indices is None else adata.obs_names[np.asarray(indices)]
         result = pd.DataFrame(
             {
                 "novelty_score": scores,
-                "is_novel": scores > self.novelty_threshold_,
+                "is_novel": scores > threshold,
                 "predicted_label": self.predict(adata, indices),
             },
             index=obs_names,
         )
+        result.attrs.update({"method": method, "threshold": threshold})
         if write_to_obs:
             for column in result:
                 adata.obs[f"{key_prefix}{column}"] = result[column].reindex(adata.obs_names)
         return result
 
-    def novelty_summary(self, novelty: pd.DataFrame) -> dict[str, float | int | bool]:
+    def novelty_summary(self, novelty: pd.DataFrame) -> dict[str, float | int | bool | str]:
         """Summarise per-cell novelty calls over a data set.
 
         Parameters
@@ -276,9 +334,9 @@ class AnnotationMixin:
         Returns
         -------
         ``n_cells``, ``n_novel``, ``fraction_novel``, the ``expected_fraction`` of novel calls
-        among known cell types (the calibration's false-positive rate), the ``threshold``, and
-        ``contains_novel_cells``: whether the fraction called novel is more than twice the
-        expected one (evidence for cell types the model has not seen).
+        among known cell types (the calibration's false-positive rate), the ``method`` and
+        ``threshold``, and ``contains_novel_cells``: whether the fraction called novel is more
+        than twice the expected one (evidence for cell types the model has not seen).
         """
         n_novel = int(novelty["is_novel"].sum())
         fraction = n_novel / max(len(novelty), 1)
@@ -287,7 +345,8 @@ class AnnotationMixin:
             "n_novel": n_novel,
             "fraction_novel": fraction,
             "expected_fraction": self.novelty_false_positive_rate,
-            "threshold": self.novelty_threshold_,
+            "method": novelty.attrs.get("method"),
+            "threshold": novelty.attrs.get("threshold"),
             "contains_novel_cells": fraction > 2 * self.novelty_false_positive_rate,
         }
 

@@ -172,14 +172,16 @@ class OmniCL(MultimodalSetupMixin, AnnotationMixin, UnsupervisedTrainingMixin, B
         Parameters
         ----------
         adata
-            Data set up like the training data; ``None`` for the training data.
+            Data with the training data's features and ``.obs`` columns; ``None`` for the
+            training data. Its batches and labels may be ones the model never saw (the
+            encoder reads neither).
         indices
             Cells to use; ``None`` for all.
         batch_size
             Minibatch size for the forward pass.
         """
         self._check_if_trained(warn=False)
-        adata = self._validate_anndata(adata)
+        adata = self._validate_query(adata)
         loader = self._make_data_loader(adata=adata, indices=indices, batch_size=batch_size)
         self.module.eval()
         return torch.cat(

@@ -246,7 +246,9 @@ class OmniVI(
         Parameters
         ----------
         adata
-            Data set up like the training data; ``None`` for the training data.
+            Data with the training data's features and ``.obs`` columns; ``None`` for the
+            training data. Its batches may be new unless the model was built with
+            ``encode_covariates=True`` (then map it with ``load_query_data`` first).
         indices
             Cells to use; ``None`` for all.
         modality
@@ -274,7 +276,10 @@ class OmniVI(
                     UserWarning,
                     stacklevel=2,
                 )
-        adata = self._validate_anndata(adata)
+        if self.module.encode_covariates:
+            adata = self._validate_anndata(adata)
+        else:  # the encoder reads no covariate: new batches are fine
+            adata = self._validate_query(adata)
         loader = self._make_data_loader(adata=adata, indices=indices, batch_size=batch_size)
         means, variances, samples = [], [], []
         for tensors in loader:
