@@ -216,7 +216,18 @@ class AnnotationMixin:
         if getattr(self, "novelty_thresholds_", None) is None:
             raise RuntimeError("The classifier is not fit yet; call `model.train_classifier()`.")
 
+    def _label_mapping(self) -> np.ndarray:
+        state = self.adata_manager.get_state_registry(REGISTRY_KEYS.LABELS_KEY)
+        return np.asarray(state.categorical_mapping)
+
     @torch.inference_mode()
+    def _class_probabilities(self, z: np.ndarray) -> np.ndarray:
+        """Classifier probabilities (cells x label codes; 0 for the unlabeled code)."""
+        logits = self.module.classifier(torch.as_tensor(z, dtype=torch.float32))
+        if self.unlabeled_code >= 0:
+            logits[:, self.unlabeled_code] = float("-inf")
+        return torch.softmax(logits, dim=-1).numpy()
+
     def predict(
         self,
         adata: AnnData | MuData | None = None,
@@ -241,14 +252,8 @@ class AnnotationMixin:
         """
         self._check_annotation_ready()
         adata = self._validate_query(adata)
-        z = torch.as_tensor(self._embedding(adata, indices), dtype=torch.float32)
-        logits = self.module.classifier(z)
-        if self.unlabeled_code >= 0:
-            logits[:, self.unlabeled_code] = float("-inf")
-        probabilities = torch.softmax(logits, dim=-1).numpy()
-        mapping = np.asarray(
-            self.adata_manager.get_state_registry(REGISTRY_KEYS.LABELS_KEY).categorical_mapping
-        )
+        probabilities = self._class_probabilities(self._embedding(adata, indices))
+        mapping = self._label_mapping()
         if not soft:
             return mapping[probabilities.argmax(axis=1)]
         obs_names = adata.obs_names if indices is None else adata.obs_names[np.asarray(indices)]
@@ -313,7 +318,9 @@ class AnnotationMixin:
             {
                 "novelty_score": scores,
                 "is_novel": scores > threshold,
-                "predicted_label": self.predict(adata, indices),
+                "predicted_label": self._label_mapping()[
+                    self._class_probabilities(z).argmax(axis=1)
+                ],
             },
             index=obs_names,
         )
