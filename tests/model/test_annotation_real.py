@@ -9,7 +9,9 @@ quantity                                    measured  asserted
 ==========================================  ========  ========
 OmniCL accuracy on 09J                      0.684     >= 0.55
 OmniVI(contrastive_weight=100) accuracy     0.697     >= 0.55
-Astro left out: novelty AUROC (OmniCL)      0.848     >= 0.70
+Astro left out: novelty AUROC ("mixing")    0.987     >= 0.90
+- recall of the ``is_novel`` call           0.977     >= 0.80
+- known-type cells called novel (5% aim)    0.183     <= 0.25
 ==========================================  ========  ========
 """
 
@@ -71,7 +73,10 @@ def test_novelty_of_a_left_out_type(mop_rna):
     novel = (query.obs["cell_type"] == "Astro").to_numpy()
     novelty = model.get_novelty_scores(query)
     auroc = roc_auc_score(novel, novelty["novelty_score"])
-    print(f"\nAstro left out: AUROC {auroc:.3f}, called novel {novelty['is_novel'].mean():.3f}")
-    assert auroc >= 0.70
-    assert novelty.loc[novel, "is_novel"].mean() > novelty.loc[~novel, "is_novel"].mean()
+    recall = novelty.loc[novel, "is_novel"].mean()
+    fpr = novelty.loc[~novel, "is_novel"].mean()
+    print(f"\nAstro left out: AUROC {auroc:.3f}, recall {recall:.3f}, FPR {fpr:.3f}")
+    assert auroc >= 0.90
+    assert recall >= 0.8
+    assert fpr <= 0.25
     assert np.isfinite(novelty["novelty_score"]).all()

@@ -11,17 +11,24 @@ import torch
 import torch.nn.functional as F
 from anndata import AnnData
 from mudata import MuData
+from scipy import sparse
 from scipy.spatial.distance import cdist
 from scvi import REGISTRY_KEYS
-from sklearn.neighbors import NearestNeighbors
 
+from omnivi.model._input_pca import InputPCA
 from omnivi.model._label_geometry import inverse_frequency_weights, reference_centroid_distances
+from omnivi.model._novelty import (
+    mean_reference_distance,
+    mixing_threshold,
+    query_neighbour_fraction,
+)
 
 RepresentationMethod = Literal["centroid", "median", "medoid"]
 NoveltyMethod = Literal["mixing", "distance"]
 NOVELTY_METHODS = ("mixing", "distance")
 _MAX_REFERENCE_CELLS = 20_000
 _MAX_MEDOID_CELLS = 2_000
+_MIN_CALIBRATION_CELLS = 10
 
 
 class AnnotationMixin:
@@ -119,26 +126,47 @@ class AnnotationMixin:
         self._record_novelty_reference(z.numpy(), reference)
 
     def _record_novelty_reference(self, z: np.ndarray, reference: np.ndarray) -> None:
-        """Keep (a sample of) the reference embedding and calibrate the novelty threshold.
+        """Keep (a sample of) the reference cells and calibrate the distance threshold.
 
-        The threshold is the ``1 - novelty_false_positive_rate`` quantile of the scores of
-        held-out labelled cells (the validation cells, else a random tenth of the reference).
+        The reference cells are kept in the learned embedding (for ``"distance"``), and in a
+        PCA of their input fit on them, with their batches (for ``"mixing"``, calibrated per
+        query by :func:`~omnivi.model._novelty.mixing_threshold`). The distance threshold is
+        the ``1 - novelty_false_positive_rate`` quantile of the distances of held-out
+        labelled cells: the validation cells, else a random tenth of the reference.
         """
         rng = np.random.default_rng(0)
         calibration = self._calibration_indices()
-        if calibration is None or len(calibration) < 20:
+        if calibration is None or len(calibration) < _MIN_CALIBRATION_CELLS:
             held_out = rng.random(len(reference)) < 0.1
-            calibration_z, z = z[held_out], z[~held_out]
-        else:
-            calibration_z = self._embedding(indices=calibration)
-        if len(z) > _MAX_REFERENCE_CELLS:
-            z = z[rng.choice(len(z), _MAX_REFERENCE_CELLS, replace=False)]
-        self.novelty_reference_ = z.astype(np.float32)
-        quantile = 1 - self.novelty_false_positive_rate
-        self.novelty_thresholds_ = {
-            method: float(np.quantile(self._novelty_scores(calibration_z, method), quantile))
-            for method in NOVELTY_METHODS
+            calibration, reference, z = reference[held_out], reference[~held_out], z[~held_out]
+        if len(reference) > _MAX_REFERENCE_CELLS:
+            kept = rng.choice(len(reference), _MAX_REFERENCE_CELLS, replace=False)
+            reference, z = reference[kept], z[kept]
+        self.novelty_space_ = InputPCA()
+        batches = np.asarray(self.adata_manager.get_from_registry(REGISTRY_KEYS.BATCH_KEY))
+        self.novelty_reference_ = {
+            "indices": reference,
+            "batches": batches.ravel()[reference],
+            "embedding": z.astype(np.float32),
+            "input": self.novelty_space_.fit_transform(self._input_matrices(indices=reference)),
         }
+        calibration_z = self._embedding(indices=calibration)
+        distances = mean_reference_distance(z, calibration_z, self.novelty_k)
+        self.novelty_thresholds_ = {
+            "distance": float(np.quantile(distances, 1 - self.novelty_false_positive_rate))
+        }
+
+    def _input_matrices(
+        self, adata: AnnData | MuData | None = None, indices: Sequence[int] | None = None
+    ) -> list:
+        """Return each modality's registered data (rows ``indices``; ``None`` for all)."""
+        manager = self.adata_manager
+        if adata is not None:
+            manager = self.get_anndata_manager(adata, required=True)
+        matrices = [manager.get_from_registry(key) for key in self._modality_keys()]
+        if indices is None:
+            return matrices
+        return [sparse.csr_matrix(matrix)[np.asarray(indices)] for matrix in matrices]
 
     # ------------------------------------------------------------------------ outputs
     def _embedding(
@@ -146,43 +174,6 @@ class AnnotationMixin:
     ) -> np.ndarray:
         """Return the embedding the classifier and novelty scores work on."""
         return self.get_latent_representation(adata, indices=indices)
-
-    def _novelty_scores(self, z: np.ndarray, method: NoveltyMethod) -> np.ndarray:
-        if method == "distance":
-            return self._distance_to_reference(z)
-        return self._reference_mixing(z)
-
-    def _distance_to_reference(self, z: np.ndarray) -> np.ndarray:
-        """Mean distance of each cell to its ``novelty_k`` nearest reference cells."""
-        k = min(self.novelty_k, len(self.novelty_reference_))
-        index = NearestNeighbors(n_neighbors=k).fit(self.novelty_reference_)
-        distances, _ = index.kneighbors(z)
-        return distances.mean(axis=1)
-
-    def _reference_mixing(self, z: np.ndarray) -> np.ndarray:
-        """Excess of query cells among each query cell's neighbours, as a binomial z-score.
-
-        Query and reference cells are pooled; each query cell's ``novelty_k`` nearest other
-        cells are counted. Where the query holds known types, reference and query cells mix
-        and the number of query neighbours is near ``k`` times the query's share of the pool
-        (score near 0); cells of a type the reference lacks neighbour each other (score up to
-        ``sqrt(k (1 - share) / share)``). The z-score makes queries of different sizes
-        comparable with the calibration.
-        """
-        reference = self.novelty_reference_
-        n_query, n_pool = len(z), len(reference) + len(z)
-        k = min(self.novelty_k, n_pool - 1)
-        pool = np.vstack([reference, z])
-        from_query = np.arange(n_pool) >= len(reference)
-        _, neighbours = NearestNeighbors(n_neighbors=k + 1).fit(pool).kneighbors(z)
-        own = neighbours == (len(reference) + np.arange(n_query))[:, None]
-        drop = np.where(own.any(axis=1), own.argmax(axis=1), k)  # the cell itself, else the last
-        keep = np.ones_like(neighbours, dtype=bool)
-        keep[np.arange(n_query), drop] = False
-        neighbours = neighbours[keep].reshape(n_query, k)
-        share = (n_query - 1) / (n_pool - 1)  # of the other cells, the query's share
-        observed = from_query[neighbours].sum(axis=1)
-        return (observed - k * share) / np.sqrt(k * share * (1 - share) + 1e-12)
 
     def _validate_query(self, adata: AnnData | MuData | None) -> AnnData | MuData:
         """Register query data for embedding and annotation, whatever labels it carries.
@@ -270,27 +261,32 @@ class AnnotationMixin:
     ) -> pd.DataFrame:
         """Score how unlike every known cell type each cell is, and call novel cells.
 
-        Two scores, both in the learned embedding:
-
-        - ``"mixing"`` (default): query and labelled training cells are pooled, and each
-          query cell's ``novelty_k`` (30) nearest other cells are counted. Cells of known
-          types have training cells among their neighbours in proportion; cells of a type
-          the model never saw cluster with each other. The score is the log-enrichment of
-          query cells among the neighbours. Scores are relative to the query given, which
-          should hold a population (hundreds of cells), not a handful.
-        - ``"distance"``: the mean distance to the ``novelty_k`` nearest training cells; it
-          scores any number of cells, one at a time.
-
-        Each is calibrated on held-out labelled cells of the training data (the validation
-        cells): a cell is called novel when its score exceeds the score that only
-        ``novelty_false_positive_rate`` (5%) of those known-type cells exceed.
+        - ``"mixing"`` (default) scores a query population. Query cells and the labelled
+          training cells are pooled in a PCA of the input data fit on the training cells,
+          and the score is the fraction of query cells among each query cell's
+          ``novelty_k`` (30) nearest other cells. Cells of known types mix with training
+          cells of their type; cells of a type the model never saw have query cells around
+          them, and score near 1. It works in the input space, not the learned embedding,
+          because training with labels maps cells of unseen types onto known ones.
+          The threshold is set for each query: each training batch in turn takes the
+          query's place, against the other batches, in a pool of the query's proportions;
+          the score that only ``novelty_false_positive_rate`` (5%) of these known-type cells
+          exceed is the threshold. So a query that differs from the training data as much
+          as its batches differ from each other is called at about that rate; a query from
+          a much more distant technology also scores higher, and ``"distance"`` (in the
+          batch-corrected embedding) suits it better. The query should be a population (at
+          least 20 cells).
+        - ``"distance"`` scores cells one at a time: the mean distance to the
+          ``novelty_k`` nearest training cells in the learned embedding, with a threshold
+          exceeded by 5% of the validation cells.
 
         Parameters
         ----------
         adata
             Query data with the training data's features and ``.obs`` columns (its labels
-            are ignored and may name unseen types); ``None`` for the training data, whose
-            training cells are in the reference and so score low.
+            are ignored and may name unseen types); ``None`` for the registered data, e.g.
+            its cells with the unlabeled category, chosen with ``indices``. Training cells
+            that are scored are left out of the reference they are compared with.
         indices
             Cells to use; ``None`` for all.
         method
@@ -309,10 +305,28 @@ class AnnotationMixin:
         if method not in NOVELTY_METHODS:
             raise ValueError(f"method must be one of {NOVELTY_METHODS}, got {method!r}.")
         self._check_annotation_ready()
+        registered = adata is None or adata is self.adata
         adata = self._validate_query(adata)
         z = self._embedding(adata, indices)
-        scores = self._novelty_scores(z, method)
-        threshold = self.novelty_thresholds_[method]
+        reference = self.novelty_reference_
+        if method == "distance":
+            scores = mean_reference_distance(reference["embedding"], z, self.novelty_k)
+            threshold = self.novelty_thresholds_["distance"]
+        else:
+            kept = np.ones(len(reference["indices"]), dtype=bool)
+            if registered:
+                scored = np.arange(adata.n_obs) if indices is None else np.asarray(indices)
+                kept = ~np.isin(reference["indices"], scored)
+            pool = reference["input"][kept]
+            query = self.novelty_space_.transform(self._input_matrices(adata, indices))
+            threshold = mixing_threshold(
+                pool,
+                reference["batches"][kept],
+                len(query),
+                self.novelty_k,
+                self.novelty_false_positive_rate,
+            )
+            scores = query_neighbour_fraction(pool, query, self.novelty_k)
         obs_names = adata.obs_names if indices is None else adata.obs_names[np.asarray(indices)]
         result = pd.DataFrame(
             {

@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import numpy as np
-import scanpy as sc
 from scipy import sparse
 
-from omnivi.pp._normalize import log1p_scaled, median_size_factors
+from omnivi.model._input_pca import InputPCA
 
 
 def inverse_frequency_weights(codes: np.ndarray, n_labels: int, unlabeled_code: int) -> np.ndarray:
@@ -31,9 +30,9 @@ def reference_centroid_distances(
 ) -> np.ndarray:
     """Distances between cell-type centroids in a PCA of the labelled cells' data.
 
-    Each modality is log-normalised and reduced by PCA; the components of each modality are
-    divided by the square root of their total variance so that every modality weighs the same,
-    and concatenated. The centroid of each label is taken in that space.
+    The labelled cells are embedded by :class:`~omnivi.model._input_pca.InputPCA` (each
+    modality log-normalised, reduced by PCA and weighted equally); the centroid of each label
+    is taken in that space.
 
     Parameters
     ----------
@@ -55,14 +54,9 @@ def reference_centroid_distances(
     ``n_labels`` x ``n_labels`` Euclidean distances; rows of labels without cells are 0.
     """
     labelled = codes != unlabeled_code
-    blocks = []
-    for matrix in matrices:
-        matrix = sparse.csr_matrix(matrix, dtype=np.float32)
-        normalised = log1p_scaled(matrix, median_size_factors(matrix))[labelled]
-        n = min(n_comps, min(normalised.shape) - 1)
-        components = sc.pp.pca(normalised, n_comps=n, random_state=seed)
-        blocks.append(components / np.sqrt(components.var(axis=0).sum()))
-    embedding = np.hstack(blocks)
+    embedding = InputPCA(n_comps, seed).fit_transform(
+        [sparse.csr_matrix(matrix)[labelled] for matrix in matrices]
+    )
     kept = codes[labelled]
     centroids = np.zeros((n_labels, embedding.shape[1]))
     present = np.unique(kept)
