@@ -28,18 +28,14 @@ Usage::
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import json
-import logging
-import os
-import platform
 import tempfile
 import time
-import warnings
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+from _common import machine_info, quiet_libraries, scib_table
 
 ROOT = Path(__file__).resolve().parent
 DEFAULT_OUT_DIR = ROOT / "results"
@@ -60,19 +56,6 @@ TARGET_LOSS_SPEEDUP = 50.0
 
 
 # ------------------------------------------------------------------------------ data
-def quiet_libraries() -> None:
-    """Silence per-fit chatter of Lightning, scvi-tools and the data libraries."""
-    import scvi
-
-    scvi.settings.verbosity = logging.WARNING
-    for name in ("lightning", "lightning.pytorch", "lightning.fabric"):
-        logging.getLogger(name).setLevel(logging.WARNING)
-    warnings.filterwarnings("ignore", category=FutureWarning)
-    warnings.filterwarnings("ignore", message=".*does not have many workers.*")
-    warnings.filterwarnings("ignore", module="anndata")
-    warnings.filterwarnings("ignore", module="mudata")
-
-
 def load_rna(data_dir: str | None):
     """The RNA of the data set with plain string batch and label columns."""
     from omnivi.data import read_dataset
@@ -198,30 +181,12 @@ def novelty_scores(model, query, is_novel: np.ndarray) -> dict[str, float]:
 def scib_scores(adata, embeddings: dict[str, np.ndarray]) -> dict[str, dict[str, float]]:
     """scib-metrics of each embedding (and an unintegrated PCA) on all cells."""
     import scanpy as sc
-    import scib_metrics
-    from scib_metrics.benchmark import Benchmarker
 
-    scib_metrics.settings.verbosity = logging.WARNING
     scored = adata.copy()
     sc.pp.normalize_total(scored, target_sum=1e4)
     sc.pp.log1p(scored)
-    sc.pp.pca(scored, n_comps=N_PCS, random_state=SEED)
-    keys = {"PCA": "X_pca"}
-    for name, embedding in embeddings.items():
-        keys[name] = f"X_{name}"
-        scored.obsm[keys[name]] = np.asarray(embedding, dtype=np.float32)
-    bench = Benchmarker(
-        scored,
-        batch_key=BATCH_KEY,
-        label_key=LABEL_KEY,
-        embedding_obsm_keys=list(keys.values()),
-        pre_integrated_embedding_obsm_key="X_pca",
-        n_jobs=os.cpu_count() or 1,
-        progress_bar=False,
-    )
-    bench.benchmark()
-    table = bench.get_results(min_max_scale=False).drop(index="Metric Type").astype(float)
-    return {name: table.loc[key].to_dict() for name, key in keys.items()}
+    pca = sc.pp.pca(scored.X, n_comps=N_PCS, random_state=SEED)
+    return scib_table(adata.obs, {"PCA": pca, **embeddings}, BATCH_KEY, LABEL_KEY, "PCA")
 
 
 # ------------------------------------------------------------------------- loss speed
@@ -405,24 +370,6 @@ def targets(results: dict) -> list[dict[str, Any]]:
         }
     )
     return checks
-
-
-def machine_info() -> dict[str, Any]:
-    """Library versions, core count and date."""
-    import scvi
-    import torch
-
-    import omnivi
-
-    return {
-        "cores": os.cpu_count(),
-        "torch_threads": torch.get_num_threads(),
-        "python": platform.python_version(),
-        "torch": torch.__version__,
-        "scvi-tools": scvi.__version__,
-        "omnivi": omnivi.__version__,
-        "date": dt.datetime.now().isoformat(timespec="seconds"),
-    }
 
 
 # --------------------------------------------------------------------------- report

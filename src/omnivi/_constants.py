@@ -37,3 +37,6 @@ COUNT_LIKELIHOODS: frozenset[str] = frozenset({"nb", "zinb", "nbmixture"})
 LATENT_OBSM_KEY = "X_omnivi"
 
 LatentDistribution = Literal["normal", "deterministic"]
+
+#: Registry key of the cells x modalities mask of mosaic data (1 where a cell was measured).
+MODALITY_MASK_KEY = "modality_mask"

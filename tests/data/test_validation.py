@@ -10,12 +10,12 @@ import pytest
 import scipy.sparse as sp
 
 from omnivi.data._validation import (
+    check_cell_order,
     check_counts,
     check_finite,
     check_modalities,
     check_nonnegative,
     check_obs_columns,
-    check_paired,
     get_matrix,
 )
 
@@ -124,18 +124,14 @@ def test_check_modalities():
         check_modalities(mdata, {"rna_layer": "rna", "protein_layer": "protein"})
 
 
-# --------------------------------------------------------------------------- check_paired
-def test_check_paired_accepts_paired_cells():
+# ----------------------------------------------------------------------- check_cell_order
+def test_check_cell_order_accepts_paired_cells():
     mdata = md.MuData({"rna": _adata(), "adt": _adata(n_vars=2)})
-    check_paired(mdata, ["rna", "adt"])
+    check_cell_order(mdata, ["rna", "adt"])
 
 
-def test_check_paired_rejects_cells_missing_from_a_modality():
-    names = [f"c{i}" for i in range(6)]
-    mdata = md.MuData({"rna": _adata(names=names), "adt": _adata(n_vars=2, names=names[:4])})
-    assert mdata.n_obs == 6
-    check_paired(mdata, ["rna"])  # only modalities that are modelled are checked
-    with pytest.raises(
-        ValueError, match=r"2 of 6 cells have no measurement in modality 'adt'.*intersect_obs"
-    ):
-        check_paired(mdata, ["rna", "adt"])
+def test_check_cell_order_rejects_duplicate_cell_names():
+    names = ["c0", "c1", "c1"]
+    mdata = md.MuData({"rna": _adata(names=names)})
+    with pytest.raises(ValueError, match=r"duplicate cell names.*obs_names_make_unique"):
+        check_cell_order(mdata, ["rna"])

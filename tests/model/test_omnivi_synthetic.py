@@ -724,23 +724,6 @@ def test_missing_covariate_columns(synthetic_mdata, snapshot, unchanged):
     )
 
 
-def test_cells_missing_from_a_modality(synthetic_session, snapshot, unchanged):
-    rna = synthetic_session["rna"].copy()
-    protein = synthetic_session["protein"][:500].copy()
-    mdata = md.MuData({"rna": rna, "protein": protein})
-    mdata.obs = mdata.obs.join(synthetic_session.obs[["batch"]])
-    assert mdata.n_obs == 600
-    _failing_setup(
-        mdata,
-        snapshot,
-        unchanged,
-        ValueError,
-        r"100 of 600 cells have no measurement in modality 'protein'.*intersect_obs",
-        batch_key="batch",
-        modalities=CITE,
-    )
-
-
 @pytest.mark.parametrize(
     "kwargs",
     [

@@ -151,25 +151,43 @@ def check_modalities(mdata: MuData, modalities: Mapping[str, str]) -> None:
             )
 
 
-def check_paired(mdata: MuData, mod_keys: Iterable[str]) -> None:
-    """Raise unless every cell of ``mdata`` is present in each of ``mod_keys``.
+def check_global_obs_keys(
+    mdata: MuData, modalities: Mapping[str, str], obs_keys: Mapping[str, str | list[str] | None]
+) -> None:
+    """Raise unless the ``.obs`` columns of mosaic data are in the global ``mdata.obs``.
+
+    Cells missing from a modality have no row in its ``.obs``, so in mosaic data batch,
+    labels and covariates are read from ``mdata.obs``, even when ``modalities`` maps them to
+    a modality.
+    """
+    for arg, keys in obs_keys.items():
+        keys = [keys] if isinstance(keys, str) else keys or []
+        missing = [key for key in keys if key not in mdata.obs]
+        if missing and modalities.get(arg) is not None:
+            raise ValueError(
+                f"Some cells lack a modality, so {arg}={missing} is read from the global "
+                f"mdata.obs, which has no such column. Add it there, e.g. "
+                f"mdata.obs[{missing[0]!r}] = mdata[{modalities[arg]!r}].obs[{missing[0]!r}] "
+                "for cells that have that modality and a value for the others."
+            )
+
+
+def check_cell_order(mdata: MuData, mod_keys: Iterable[str]) -> None:
+    """Raise unless each of ``mod_keys`` stores ``mdata``'s cells once each, in its order.
 
     Parameters
     ----------
     mdata
-        The user's MuData.
+        The user's MuData, every cell of which is in each of ``mod_keys``.
     mod_keys
-        Modalities that every cell must have.
+        Modalities to check.
     """
     for mod in mod_keys:
         modality = mdata.mod[mod]
-        missing = mdata.n_obs - int(mdata.obs_names.isin(modality.obs_names).sum())
-        if missing or modality.obs_names.has_duplicates:
+        if modality.obs_names.has_duplicates:
             raise ValueError(
-                f"{missing} of {mdata.n_obs} cells have no measurement in modality {mod!r}. "
-                "OmniVI needs every cell in every modality it models (mosaic data is not "
-                "supported yet). Keep the cells measured in all modalities with "
-                "`muon.pp.intersect_obs(mdata)`, or leave that modality out of `modalities`."
+                f"Modality {mod!r} has duplicate cell names; make them unique, e.g. "
+                f"mdata.mod[{mod!r}].obs_names_make_unique()."
             )
         if not modality.obs_names.equals(mdata.obs_names):
             raise ValueError(

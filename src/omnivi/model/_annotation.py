@@ -14,7 +14,10 @@ from mudata import MuData
 from scipy import sparse
 from scipy.spatial.distance import cdist
 from scvi import REGISTRY_KEYS
+from scvi.data._constants import _SCVI_UUID_KEY
 
+from omnivi._constants import MODALITY_MASK_KEY
+from omnivi.data._mosaic import is_mosaic
 from omnivi.model._input_pca import InputPCA
 from omnivi.model._label_geometry import inverse_frequency_weights, reference_centroid_distances
 from omnivi.model._novelty import (
@@ -142,19 +145,36 @@ class AnnotationMixin:
         if len(reference) > _MAX_REFERENCE_CELLS:
             kept = rng.choice(len(reference), _MAX_REFERENCE_CELLS, replace=False)
             reference, z = reference[kept], z[kept]
-        self.novelty_space_ = InputPCA()
+        matrices = self._input_matrices(indices=reference)
+        observed = self._observed_modalities(indices=reference)
+        self.novelty_space_ = InputPCA().fit(matrices, observed)
         batches = np.asarray(self.adata_manager.get_from_registry(REGISTRY_KEYS.BATCH_KEY))
         self.novelty_reference_ = {
+            "data": self.adata_manager.adata.uns[_SCVI_UUID_KEY],
             "indices": reference,
             "batches": batches.ravel()[reference],
+            "observed": observed,
             "embedding": z.astype(np.float32),
-            "input": self.novelty_space_.fit_transform(self._input_matrices(indices=reference)),
+            "input": self.novelty_space_.transform(matrices),
         }
         calibration_z = self._embedding(indices=calibration)
         distances = mean_reference_distance(z, calibration_z, self.novelty_k)
         self.novelty_thresholds_ = {
             "distance": float(np.quantile(distances, 1 - self.novelty_false_positive_rate))
         }
+
+    def _observed_modalities(
+        self, adata: AnnData | MuData | None = None, indices: Sequence[int] | None = None
+    ) -> np.ndarray:
+        """Return cells x modalities, true where a cell has the modality (all unless mosaic)."""
+        manager = self.adata_manager
+        if adata is not None:
+            manager = self.get_anndata_manager(adata, required=True)
+        n_cells = manager.adata.n_obs if indices is None else len(indices)
+        if MODALITY_MASK_KEY not in manager.data_registry:
+            return np.ones((n_cells, len(self.modalities)), dtype=bool)
+        observed = np.asarray(manager.get_from_registry(MODALITY_MASK_KEY)) > 0
+        return observed if indices is None else observed[np.asarray(indices)]
 
     def _input_matrices(
         self, adata: AnnData | MuData | None = None, indices: Sequence[int] | None = None
@@ -180,25 +200,30 @@ class AnnotationMixin:
 
         The query's labels are not used: they may name types the model has not seen. Its
         batches may be new too, as long as the encoder does not read them (the default):
-        categories unseen in training are accepted, and their codes are never read.
+        categories unseen in training are accepted, and their codes are never read. A mosaic
+        MuData query (e.g. from ``prepare_query_anndata``) is padded like training data.
         """
         if adata is None or self.get_anndata_manager(adata) is not None:
             return self._validate_anndata(adata)
+        mosaic = isinstance(adata, MuData) and is_mosaic(adata, self._modality_names())
         labels_key = self.adata_manager.get_state_registry(REGISTRY_KEYS.LABELS_KEY).original_key
         obs = adata.obs
         mod_key = getattr(
             self.adata_manager.data_registry[REGISTRY_KEYS.LABELS_KEY], "mod_key", None
         )
-        if mod_key is not None:
+        if mod_key is not None and not mosaic:
             obs = adata[mod_key].obs
         if self.has_labels and labels_key not in obs:
             raise KeyError(
                 f"The query has no {labels_key!r} column, which the model was set up with. Add "
                 f"one (unknown labels are fine, e.g. query.obs[{labels_key!r}] = 'unknown')."
             )
-        self._register_manager_for_instance(
-            self.adata_manager.transfer_fields(adata, extend_categories=True)
-        )
+        if isinstance(adata, MuData):
+            self._register_query(adata, extend_categories=True)
+        else:
+            self._register_manager_for_instance(
+                self.adata_manager.transfer_fields(adata, extend_categories=True)
+            )
         return adata
 
     def _check_annotation_ready(self) -> None:
@@ -286,7 +311,8 @@ class AnnotationMixin:
             Query data with the training data's features and ``.obs`` columns (its labels
             are ignored and may name unseen types); ``None`` for the registered data, e.g.
             its cells with the unlabeled category, chosen with ``indices``. Training cells
-            that are scored are left out of the reference they are compared with.
+            that are scored are then left out of the reference they are compared with. In
+            mosaic data, ``"mixing"`` compares cells in the modalities all scored cells have.
         indices
             Cells to use; ``None`` for all.
         method
@@ -305,29 +331,16 @@ class AnnotationMixin:
         if method not in NOVELTY_METHODS:
             raise ValueError(f"method must be one of {NOVELTY_METHODS}, got {method!r}.")
         self._check_annotation_ready()
-        registered = adata is None or adata is self.adata
         adata = self._validate_query(adata)
+        obs_names = adata.obs_names if indices is None else adata.obs_names[np.asarray(indices)]
         z = self._embedding(adata, indices)
-        reference = self.novelty_reference_
         if method == "distance":
-            scores = mean_reference_distance(reference["embedding"], z, self.novelty_k)
+            scores = mean_reference_distance(
+                self.novelty_reference_["embedding"], z, self.novelty_k
+            )
             threshold = self.novelty_thresholds_["distance"]
         else:
-            kept = np.ones(len(reference["indices"]), dtype=bool)
-            if registered:
-                scored = np.arange(adata.n_obs) if indices is None else np.asarray(indices)
-                kept = ~np.isin(reference["indices"], scored)
-            pool = reference["input"][kept]
-            query = self.novelty_space_.transform(self._input_matrices(adata, indices))
-            threshold = mixing_threshold(
-                pool,
-                reference["batches"][kept],
-                len(query),
-                self.novelty_k,
-                self.novelty_false_positive_rate,
-            )
-            scores = query_neighbour_fraction(pool, query, self.novelty_k)
-        obs_names = adata.obs_names if indices is None else adata.obs_names[np.asarray(indices)]
+            scores, threshold = self._mixing_scores(adata, indices)
         result = pd.DataFrame(
             {
                 "novelty_score": scores,
@@ -343,6 +356,39 @@ class AnnotationMixin:
             for column in result:
                 adata.obs[f"{key_prefix}{column}"] = result[column].reindex(adata.obs_names)
         return result
+
+    def _mixing_scores(
+        self, adata: AnnData | MuData, indices: Sequence[int] | None
+    ) -> tuple[np.ndarray, float]:
+        """Return the ``"mixing"`` scores of the query cells and this query's threshold.
+
+        Query and reference are compared in the modalities every query cell has; when the
+        training data itself is scored, its scored cells are left out of the reference.
+        """
+        reference = self.novelty_reference_
+        shared = np.flatnonzero(self._observed_modalities(adata, indices).all(axis=0))
+        if len(shared) == 0:
+            raise ValueError(
+                "No modality is measured in every cell scored, and the mixing score compares "
+                "cells in the modalities they share. Score each group of cells with the same "
+                "modalities separately (indices=...), or use method='distance'."
+            )
+        kept = reference["observed"][:, shared].all(axis=1)
+        manager = self.get_anndata_manager(adata, required=True)
+        if manager.adata.uns[_SCVI_UUID_KEY] == reference["data"]:  # the training data
+            scored = np.arange(manager.adata.n_obs) if indices is None else np.asarray(indices)
+            kept &= ~np.isin(reference["indices"], scored)
+        pool = reference["input"][kept][:, self.novelty_space_.columns(shared)]
+        matrices = self._input_matrices(adata, indices)
+        query = self.novelty_space_.transform([matrices[i] for i in shared], shared)
+        threshold = mixing_threshold(
+            pool,
+            reference["batches"][kept],
+            len(query),
+            self.novelty_k,
+            self.novelty_false_positive_rate,
+        )
+        return query_neighbour_fraction(pool, query, self.novelty_k), threshold
 
     def novelty_summary(self, novelty: pd.DataFrame) -> dict[str, float | int | bool | str]:
         """Summarise per-cell novelty calls over a data set.

@@ -2,21 +2,34 @@
 
 from __future__ import annotations
 
+import weakref
+
 import numpy as np
 import pandas as pd
 from anndata import AnnData
 from mudata import MuData
 from scvi import REGISTRY_KEYS
 from scvi.data import AnnDataManager
+from scvi.data._constants import _MANAGER_UUID_KEY, _SCVI_UUID_KEY, _SETUP_ARGS_KEY
 
 from omnivi._constants import (
     COUNT_LIKELIHOODS,
     LATENT_OBSM_KEY,
+    LAYER_ARGS,
     MODALITIES,
     MODALITY_REGISTRY_KEYS,
 )
-from omnivi.data._validation import check_counts, check_nonnegative
+from omnivi.data._mosaic import is_mosaic, pad_mosaic
+from omnivi.data._validation import (
+    check_counts,
+    check_global_obs_keys,
+    check_modalities,
+    check_nonnegative,
+)
 from omnivi.model._setup import anndata_fields, mudata_fields
+
+#: Padded copies of mosaic MuData, by scvi-tools uuid -> the user's object they stand for.
+_PADDED_FROM: dict[str, weakref.ref] = {}
 
 
 class MultimodalSetupMixin:
@@ -24,6 +37,13 @@ class MultimodalSetupMixin:
 
     Shared by omnivi's models; they provide ``get_latent_representation``.
     """
+
+    def __init__(self, adata: AnnData | MuData | None = None, registry: dict | None = None):
+        # Mosaic MuData was registered as a padded copy: the model reads the copy, and
+        # outputs for ``adata=None`` (e.g. ``store_latent()``) go to the user's object.
+        super().__init__(self._registered_object(adata), registry)
+        if adata is not None:
+            self._adata = adata
 
     # -------------------------------------------------------------------------- setup
     @classmethod
@@ -95,7 +115,10 @@ class MultimodalSetupMixin:
         Parameters
         ----------
         mdata
-            Cells x features per modality. Every cell must be present in each modality used.
+            Cells x features per modality. A cell may lack some of the modalities (mosaic
+            data): the model then pads them internally, without changing ``mdata``, leaves
+            them out of that cell's loss and gives the cell a joint latent from what it has.
+            Its ``.obs`` columns are then read from ``mdata.obs``.
         rna_layer, protein_layer, atac_layer
             Layer holding each modality's data within its modality; ``None`` for ``.X``.
         batch_key
@@ -125,21 +148,98 @@ class MultimodalSetupMixin:
         """
         setup_method_args = cls._get_setup_method_args(**locals())
         modalities = dict(modalities or {})
+        layers = {"rna": rna_layer, "protein": protein_layer, "atac": atac_layer}
+        check_modalities(mdata, modalities)
+        modelled = {
+            modalities[LAYER_ARGS[m]]: layers[m]
+            for m in MODALITIES
+            if modalities.get(LAYER_ARGS[m])
+        }
+        obs_keys = {
+            "batch_key": batch_key,
+            "labels_key": labels_key,
+            "categorical_covariate_keys": categorical_covariate_keys,
+            "continuous_covariate_keys": continuous_covariate_keys,
+        }
+        mosaic = is_mosaic(mdata, list(modelled))
+        registered = mdata
+        if mosaic:
+            check_global_obs_keys(mdata, modalities, obs_keys)
+            registered = pad_mosaic(mdata, modelled)
         field_list = mudata_fields(
-            mdata,
-            layers={"rna": rna_layer, "protein": protein_layer, "atac": atac_layer},
-            obs_keys={
-                "batch_key": batch_key,
-                "labels_key": labels_key,
-                "categorical_covariate_keys": categorical_covariate_keys,
-                "continuous_covariate_keys": continuous_covariate_keys,
-            },
+            registered,
+            layers=layers,
+            obs_keys=obs_keys,
             modalities=modalities,
             unlabeled_category=unlabeled_category,
+            mosaic=mosaic,
         )
         adata_manager = AnnDataManager(fields=field_list, setup_method_args=setup_method_args)
-        adata_manager.register_fields(mdata, **kwargs)
+        adata_manager.register_fields(registered, **kwargs)
+        if mosaic:  # the user's object points to the padded copy that was registered
+            for key in (_SCVI_UUID_KEY, _MANAGER_UUID_KEY):
+                mdata.uns[key] = registered.uns[key]
+            _PADDED_FROM[registered.uns[_SCVI_UUID_KEY]] = weakref.ref(mdata)
         cls.register_manager(adata_manager)
+
+    @classmethod
+    def _registered_object(cls, adata: AnnData | MuData | None) -> AnnData | MuData | None:
+        """Return the object registered for ``adata``: its padded copy if it is mosaic data.
+
+        Any other object (including a copy of mosaic data) is returned as it is.
+        """
+        if adata is None or _SCVI_UUID_KEY not in adata.uns:
+            return adata
+        uuid = adata.uns[_SCVI_UUID_KEY]
+        source = _PADDED_FROM.get(uuid)
+        manager = cls._setup_adata_manager_store.get(uuid)
+        if source is None or source() is not adata or manager is None:
+            return adata
+        return manager.adata
+
+    def _register_query(self, mdata: MuData, extend_categories: bool) -> None:
+        """Register a query MuData with this model's setup (padding it if it is mosaic).
+
+        ``extend_categories`` accepts batches and labels the model has not seen.
+        """
+        registry = self.adata_manager.registry
+        type(self).setup_mudata(
+            mdata,
+            source_registry=registry,
+            extend_categories=extend_categories,
+            **registry[_SETUP_ARGS_KEY],
+        )
+        self._register_manager_for_instance(
+            type(self)._setup_adata_manager_store[mdata.uns[_SCVI_UUID_KEY]]
+        )
+
+    def _validate_anndata(
+        self, adata: AnnData | MuData | None = None, copy_if_view: bool = True
+    ) -> AnnData | MuData:
+        """Validate ``adata`` against the setup; a new MuData is registered by ``setup_mudata``.
+
+        So a mosaic query is padded like the training data, which scvi-tools' transfer of the
+        setup would refuse.
+        """
+        if (
+            isinstance(adata, MuData)
+            and self.adata_manager is not None
+            and self.get_anndata_manager(adata) is None
+        ):
+            self._register_query(adata, extend_categories=False)
+        return super()._validate_anndata(adata, copy_if_view=copy_if_view)
+
+    def _modality_names(self) -> list[str]:
+        """Names in the registered MuData of this model's modalities (empty for AnnData)."""
+        registry = self.adata_manager.data_registry
+        names = [getattr(registry[key], "mod_key", None) for key in self._modality_keys()]
+        return [name for name in names if name is not None]
+
+    def get_anndata_manager(
+        self, adata: AnnData | MuData, required: bool = False
+    ) -> AnnDataManager | None:
+        """Return the manager of ``adata`` (of its padded copy for mosaic data)."""
+        return super().get_anndata_manager(self._registered_object(adata), required=required)
 
     # ------------------------------------------------------------------- registry views
     @property

@@ -47,55 +47,81 @@ class InputPCA:
         factors = np.where(totals > 0, totals / target, 1.0)
         return log1p_scaled(matrix, factors)
 
-    def fit_transform(self, matrices: Sequence) -> np.ndarray:
-        """Fit the projection on reference cells and return their coordinates.
+    def fit(self, matrices: Sequence, observed: np.ndarray | None = None) -> InputPCA:
+        """Fit the projection of each modality on reference cells.
 
         Parameters
         ----------
         matrices
             One cells x features count matrix per modality, rows aligned.
+        observed
+            Cells x modalities, true where a cell has the modality (mosaic data); each
+            modality is fit on its cells only. ``None``: every cell has every modality.
 
         Returns
         -------
-        Cells x components (concatenated over modalities).
+        The fitted object.
         """
         self.targets_, self.means_, self.components_, self.scales_ = [], [], [], []
-        blocks = []
-        for matrix in matrices:
-            totals = self._totals(sparse.csr_matrix(matrix))
+        for position, matrix in enumerate(matrices):
+            matrix = sparse.csr_matrix(matrix, dtype=np.float32)
+            if observed is not None:
+                matrix = matrix[np.asarray(observed[:, position], dtype=bool)]
+            totals = self._totals(matrix)
             target = float(np.median(totals[totals > 0])) if (totals > 0).any() else 1.0
             normalised = self._normalise(matrix, target)
             n = min(self.n_comps, min(normalised.shape) - 1)
             coordinates, components, _, _ = sc.pp.pca(
                 normalised, n_comps=n, random_state=self.seed, return_info=True
             )
-            scale = float(np.sqrt(coordinates.var(axis=0).sum())) or 1.0
             self.targets_.append(target)
             self.means_.append(np.asarray(normalised.mean(axis=0)).ravel())
             self.components_.append(np.asarray(components, dtype=np.float32))
-            self.scales_.append(scale)
-            blocks.append(coordinates / scale)
-        return np.hstack(blocks).astype(np.float32)
+            self.scales_.append(float(np.sqrt(coordinates.var(axis=0).sum())) or 1.0)
+        return self
 
-    def transform(self, matrices: Sequence) -> np.ndarray:
-        """Coordinates of new cells, with the features and modalities of the fit.
+    def fit_transform(self, matrices: Sequence) -> np.ndarray:
+        """Fit the projection on reference cells and return their coordinates.
 
         Parameters
         ----------
         matrices
-            One cells x features count matrix per modality, in the order of the fit.
+            One cells x features count matrix per modality, rows aligned; every cell has
+            every modality.
 
         Returns
         -------
         Cells x components (concatenated over modalities).
         """
+        return self.fit(matrices).transform(matrices)
+
+    def columns(self, positions: Sequence[int]) -> np.ndarray:
+        """Columns of :meth:`transform`'s output that belong to the modalities ``positions``."""
+        ends = np.cumsum([len(components) for components in self.components_])
+        starts = ends - [len(components) for components in self.components_]
+        return np.concatenate([np.arange(starts[i], ends[i]) for i in positions])
+
+    def transform(self, matrices: Sequence, positions: Sequence[int] | None = None) -> np.ndarray:
+        """Coordinates of cells, with the features and modalities of the fit.
+
+        Parameters
+        ----------
+        matrices
+            One cells x features count matrix per modality of ``positions``, in that order.
+        positions
+            Which of the fitted modalities ``matrices`` holds; ``None`` for all.
+
+        Returns
+        -------
+        Cells x components (concatenated over the modalities given).
+        """
         if not self.components_:
-            raise RuntimeError("InputPCA is not fit; call fit_transform on reference cells.")
+            raise RuntimeError("InputPCA is not fit; call fit on reference cells.")
+        positions = range(len(self.components_)) if positions is None else positions
         blocks = []
-        for matrix, target, mean, components, scale in zip(
-            matrices, self.targets_, self.means_, self.components_, self.scales_, strict=True
-        ):
-            normalised = self._normalise(matrix, target)
-            projected = np.asarray(normalised @ components.T) - mean @ components.T
-            blocks.append(projected / scale)
+        for matrix, i in zip(matrices, positions, strict=True):
+            normalised = self._normalise(matrix, self.targets_[i])
+            components = self.components_[i]
+            projected = np.asarray(normalised @ components.T) - self.means_[i] @ components.T
+            blocks.append(projected / self.scales_[i])
         return np.hstack(blocks).astype(np.float32)

@@ -14,11 +14,18 @@ from omnivi.data._validation import check_nonnegative
 from omnivi.model._annotation import AnnotationMixin
 from omnivi.model._base import MultimodalSetupMixin
 from omnivi.model._plans import WarmupCosineTrainingPlan
+from omnivi.model._query import QueryPreparationMixin
 from omnivi.module import ContrastiveEncoder
 from omnivi.module._contrastive_encoder import InputTransform
 
 
-class OmniCL(MultimodalSetupMixin, AnnotationMixin, UnsupervisedTrainingMixin, BaseModelClass):
+class OmniCL(
+    MultimodalSetupMixin,
+    AnnotationMixin,
+    QueryPreparationMixin,
+    UnsupervisedTrainingMixin,
+    BaseModelClass,
+):
     """Embed cells with contrastive objectives alone: cell types apart, batches mixed.
 
     An encoder without decoder, trained by the supervised contrastive cell-type term, the

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import warnings
 from collections.abc import Sequence
 
@@ -14,11 +15,10 @@ from scvi import REGISTRY_KEYS
 from scvi.model.base import ArchesMixin, BaseModelClass, UnsupervisedTrainingMixin, VAEMixin
 from scvi.train import AdversarialTrainingPlan, TrainingPlan
 
-from omnivi._constants import (
-    LatentDistribution,
-)
+from omnivi._constants import MODALITY_MASK_KEY, LatentDistribution
 from omnivi.model._annotation import AnnotationMixin
 from omnivi.model._base import MultimodalSetupMixin
+from omnivi.model._query import QueryPreparationMixin
 from omnivi.module import OmniVAE
 
 
@@ -38,6 +38,7 @@ def fused_adam(lr: float, weight_decay: float, eps: float = 0.01):
 class OmniVI(
     MultimodalSetupMixin,
     AnnotationMixin,
+    QueryPreparationMixin,
     VAEMixin,
     ArchesMixin,
     UnsupervisedTrainingMixin,
@@ -201,7 +202,9 @@ class OmniVI(
         -----
         With labels registered, training ends by fitting the cell-type classifier on the
         learned latent (:meth:`train_classifier`), which :meth:`predict` and
-        :meth:`get_novelty_scores` use.
+        :meth:`get_novelty_scores` use. A query model (:meth:`load_query_data`) keeps the
+        reference's classifier, and trains without weight decay unless ``plan_kwargs`` sets
+        one.
         """
         # scvi leaves the module in eval mode after training; a further call (continued
         # training, or a query model after load_query_data) must train in training mode.
@@ -209,7 +212,14 @@ class OmniVI(
         self._training_plan_cls = (
             AdversarialTrainingPlan if adversarial_batch_mixing else TrainingPlan
         )
-        plan_kwargs = {"lr": lr, "n_epochs_kl_warmup": 20, **(plan_kwargs or {})}
+        is_query = getattr(self, "is_query_model_", False)
+        plan_kwargs = {
+            "lr": lr,
+            "n_epochs_kl_warmup": 20,
+            # scArches trains a slice of each frozen weight; decay would shrink the rest
+            **({"weight_decay": 0.0} if is_query else {}),
+            **(plan_kwargs or {}),
+        }
         if "optimizer" not in plan_kwargs:
             plan_kwargs["optimizer"] = "Custom"
             plan_kwargs["optimizer_creator"] = fused_adam(
@@ -226,9 +236,39 @@ class OmniVI(
             plan_kwargs=plan_kwargs,
             **kwargs,
         )
-        if self.module.classifier is not None:
+        if self.module.classifier is not None and not is_query:
             self.train_classifier()
         return result
+
+    @classmethod
+    def load_query_data(
+        cls,
+        adata: AnnData | MuData,
+        reference_model: str | os.PathLike | OmniVI,
+        **kwargs,
+    ) -> OmniVI:
+        """Map query data onto a reference model with scArches (Lotfollahi et al., 2022).
+
+        The query, prepared by :meth:`prepare_query_mudata` or :meth:`prepare_query_anndata`,
+        gets a model initialised from the reference, with its new batches added. Training it
+        (``query_model.train()``) updates only what scArches trains, by default the weights
+        of the new batches' covariates; the reference's classifier and novelty reference are
+        kept, so the query model annotates the query (:meth:`predict`) and scores it for
+        novel cell types (:meth:`get_novelty_scores`) as the reference model would.
+
+        Parameters
+        ----------
+        adata
+            The prepared query.
+        reference_model
+            The reference model, or the folder it was saved to.
+        **kwargs
+            Options of :meth:`scvi.model.base.ArchesMixin.load_query_data`
+            (``freeze_expression``, ``unfrozen``, ...).
+        """
+        model = super().load_query_data(adata, reference_model, **kwargs)
+        model.is_query_model_ = True
+        return model
 
     # ------------------------------------------------------------------------- outputs
     @torch.inference_mode()
@@ -280,14 +320,14 @@ class OmniVI(
             adata = self._validate_anndata(adata)
         else:  # the encoder reads no covariate: new batches are fine
             adata = self._validate_query(adata)
+        if modality is not None:
+            self._check_can_encode(adata, indices, [modality])
         loader = self._make_data_loader(adata=adata, indices=indices, batch_size=batch_size)
         means, variances, samples = [], [], []
         for tensors in loader:
             inputs = self.module._get_inference_input(tensors)
-            mask = None
-            if modality is not None:
-                mask = torch.zeros(inputs["batch_index"].shape[0], len(self.modalities))
-                mask[:, self.modalities.index(modality)] = 1.0
+            n_cells = len(inputs["batch_index"])
+            mask = None if modality is None else self._encoding_mask(n_cells, [modality])
             outputs = self.module.inference(**inputs, modality_mask=mask)
             means.append(outputs["qzm"].cpu())
             variances.append(outputs["qzv"].cpu())
@@ -304,10 +344,16 @@ class OmniVI(
         indices: Sequence[int] | None = None,
         modality: str = "rna",
         library_size: float | None = 1e4,
+        from_modalities: Sequence[str] | None = None,
         batch_size: int | None = None,
         return_numpy: bool = False,
     ) -> pd.DataFrame | np.ndarray:
         """Return denoised values of one modality, decoded from the joint latent.
+
+        This is also cross-modal imputation: a cell of mosaic data that lacks ``modality`` gets
+        it predicted from the modalities it has, and ``from_modalities`` predicts it from
+        chosen modalities only (e.g. protein from RNA for cells that have both, to check the
+        imputation against the measurement).
 
         Parameters
         ----------
@@ -321,6 +367,10 @@ class OmniVI(
             ``"nbmixture"``, else the mean. ``"atac"``: accessibility probabilities.
         library_size
             RNA only: counts per cell to scale to; ``None`` keeps each cell's observed size.
+        from_modalities
+            Modalities the latent is encoded from; ``None`` for all that each cell has. Every
+            cell must have one of them. Meaningful for a model trained with
+            ``modality_dropout > 0`` (the default) or on mosaic data.
         batch_size
             Minibatch size for the forward pass.
         return_numpy
@@ -333,10 +383,17 @@ class OmniVI(
         self._check_if_trained(warn=False)
         self._check_modality(modality)
         adata = self._validate_anndata(adata)
+        if from_modalities is not None:
+            self._check_can_encode(adata, indices, from_modalities)
         loader = self._make_data_loader(adata=adata, indices=indices, batch_size=batch_size)
         values = []
         for tensors in loader:
-            _, generative_outputs = self.module(tensors, compute_loss=False)
+            mask = None
+            if from_modalities is not None:
+                mask = self._encoding_mask(len(tensors[REGISTRY_KEYS.BATCH_KEY]), from_modalities)
+            _, generative_outputs = self.module(
+                tensors, inference_kwargs={"modality_mask": mask}, compute_loss=False
+            )
             px = generative_outputs["px"][modality]
             values.append(self.module.expected_value(modality, px, library_size).cpu())
         result = torch.cat(values).numpy()
@@ -344,6 +401,34 @@ class OmniVI(
             return result
         obs_names = adata.obs_names if indices is None else adata.obs_names[np.asarray(indices)]
         return pd.DataFrame(result, index=obs_names, columns=self._feature_names(modality, adata))
+
+    def _check_can_encode(
+        self,
+        adata: AnnData | MuData,
+        indices: Sequence[int] | None,
+        modalities: Sequence[str],
+    ) -> None:
+        """Raise unless every selected cell has one of ``modalities`` (mosaic data)."""
+        for modality in modalities:
+            self._check_modality(modality)
+        manager = self.get_anndata_manager(adata, required=True)
+        if MODALITY_MASK_KEY not in manager.data_registry:
+            return
+        observed = np.asarray(manager.get_from_registry(MODALITY_MASK_KEY))
+        if indices is not None:
+            observed = observed[np.asarray(indices)]
+        columns = [self.modalities.index(m) for m in modalities]
+        lacking = int((observed[:, columns].sum(axis=1) == 0).sum())
+        if lacking:
+            raise ValueError(
+                f"{lacking} of the selected cells have none of {list(modalities)}, so there is "
+                "nothing to encode them from. Select cells that have one with `indices=`, or "
+                "encode from the modalities they have."
+            )
+
+    def _encoding_mask(self, n_cells: int, modalities: Sequence[str]) -> torch.Tensor:
+        """Cells x modalities mask that encodes from ``modalities`` only."""
+        return torch.tensor([float(m in modalities) for m in self.modalities]).expand(n_cells, -1)
 
     def get_accessibility_estimates(
         self,

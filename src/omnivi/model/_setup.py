@@ -9,12 +9,13 @@ from mudata import MuData
 from scvi import REGISTRY_KEYS
 from scvi.data import fields
 
-from omnivi._constants import LAYER_ARGS, MODALITY_REGISTRY_KEYS
+from omnivi._constants import LAYER_ARGS, MODALITY_MASK_KEY, MODALITY_REGISTRY_KEYS
+from omnivi.data._mosaic import MODALITY_MASK_OBSM_KEY
 from omnivi.data._validation import (
+    check_cell_order,
     check_finite,
     check_modalities,
     check_obs_columns,
-    check_paired,
     get_matrix,
 )
 
@@ -88,6 +89,7 @@ def mudata_fields(
     obs_keys: Mapping[str, str | list[str] | None],
     modalities: Mapping[str, str],
     unlabeled_category: str | None = None,
+    mosaic: bool = False,
 ) -> list:
     """Validate a MuData and return the fields that register it.
 
@@ -103,6 +105,9 @@ def mudata_fields(
         Mapping from ``setup_mudata`` argument to modality name in ``mdata``.
     unlabeled_category
         Label value of unlabeled cells, if any.
+    mosaic
+        ``mdata`` is the padded copy of mosaic data (:func:`~omnivi.data._mosaic.pad_mosaic`):
+        its cells x modalities mask is registered too.
     """
     valid = set(LAYER_ARGS.values()) | set(_OBS_ARGS)
     unknown = set(modalities) - valid
@@ -118,7 +123,8 @@ def mudata_fields(
             "modalities={'rna_layer': 'rna', 'protein_layer': 'adt', 'atac_layer': 'atac'}."
         )
     check_modalities(mdata, modalities)
-    check_paired(mdata, [modalities[LAYER_ARGS[m]] for m in present])
+    if not mosaic:
+        check_cell_order(mdata, [modalities[LAYER_ARGS[m]] for m in present])
     for arg in _OBS_ARGS:
         keys = obs_keys.get(arg)
         keys = [keys] if isinstance(keys, str) or keys is None else keys
@@ -158,4 +164,5 @@ def mudata_fields(
             obs_keys["continuous_covariate_keys"],
             mod_key=modalities.get("continuous_covariate_keys"),
         ),
+        *([fields.MuDataObsmField(MODALITY_MASK_KEY, MODALITY_MASK_OBSM_KEY)] if mosaic else []),
     ]

@@ -8,7 +8,7 @@ import torch
 from scvi import REGISTRY_KEYS
 from scvi.module.base import BaseModuleClass, LossOutput, auto_move_data
 
-from omnivi._constants import MODALITIES, MODALITY_REGISTRY_KEYS
+from omnivi._constants import MODALITIES, MODALITY_MASK_KEY, MODALITY_REGISTRY_KEYS
 from omnivi.module._contrastive import ContrastiveObjective, labelled_contrastive_terms
 from omnivi.nn import FusionEncoder, LatentClassifier, ModalityEncoder
 
@@ -107,7 +107,10 @@ class ContrastiveEncoder(BaseModuleClass):
         self.classifier = LatentClassifier(n_latent, n_labels)
 
     def _get_inference_input(self, tensors: dict[str, torch.Tensor]) -> dict:
-        return {"x": {m: tensors[MODALITY_REGISTRY_KEYS[m]] for m in self.modalities}}
+        return {
+            "x": {m: tensors[MODALITY_REGISTRY_KEYS[m]] for m in self.modalities},
+            "modality_mask": tensors.get(MODALITY_MASK_KEY),
+        }
 
     def _get_generative_input(self, tensors: dict, inference_outputs: dict) -> dict:
         return {}
@@ -118,7 +121,8 @@ class ContrastiveEncoder(BaseModuleClass):
     ) -> dict[str, torch.Tensor]:
         """Embed cells: ``{"z": cells x n_latent}``.
 
-        ``modality_mask`` (cells x modalities, 1 = use) defaults to all modalities.
+        ``modality_mask`` (cells x modalities, 1 = use) defaults to all modalities; for mosaic
+        data it is the registered mask of the modalities each cell has.
         """
         hidden = [
             self.encoders[m](x[m] if m == "atac" else transform_input(x[m], self.input_transform))

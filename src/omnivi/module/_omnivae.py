@@ -12,6 +12,7 @@ from omnivi._constants import (
     COUNT_LIKELIHOODS,
     LIKELIHOODS,
     MODALITIES,
+    MODALITY_MASK_KEY,
     MODALITY_REGISTRY_KEYS,
     LatentDistribution,
 )
@@ -218,6 +219,7 @@ class OmniVAE(BaseModuleClass):
             "batch_index": tensors[REGISTRY_KEYS.BATCH_KEY],
             "cat_covs": tensors.get(REGISTRY_KEYS.CAT_COVS_KEY),
             "cont_covs": tensors.get(REGISTRY_KEYS.CONT_COVS_KEY),
+            "observed": tensors.get(MODALITY_MASK_KEY),
         }
 
     def _get_generative_input(
@@ -241,7 +243,8 @@ class OmniVAE(BaseModuleClass):
         """
         size = {}
         if "rna" in x:
-            size["rna"] = x["rna"].sum(dim=-1, keepdim=True)
+            # at least 1: cells of mosaic data without RNA have none, and no RNA loss either
+            size["rna"] = x["rna"].sum(dim=-1, keepdim=True).clamp_min(1.0)
         if "atac" in x:
             # sign() of non-negative data counts accessible regions, much faster than a
             # count_nonzero that converts the whole block to integers.
@@ -273,12 +276,18 @@ class OmniVAE(BaseModuleClass):
         extra = list(torch.split(cat_covs, 1, dim=1)) if cat_covs is not None else []
         return [batch_index, *extra]
 
-    def _training_mask(self, n_cells: int, device: torch.device) -> torch.Tensor:
-        """All-ones modality mask, with random single-modality dropout while training."""
-        mask = torch.ones(n_cells, len(self.modalities), device=device)
+    def _training_mask(self, observed: torch.Tensor) -> torch.Tensor:
+        """Return the modalities each cell has, one of them hidden at random while training.
+
+        With probability ``modality_dropout``, a cell with two or more modalities has one of
+        them, chosen uniformly, hidden from the encoder.
+        """
+        mask = observed.clone()
         if self.training and self.modality_dropout > 0 and len(self.modalities) > 1:
-            dropped = torch.rand(n_cells, device=device) < self.modality_dropout
-            which = torch.randint(len(self.modalities), (n_cells,), device=device)
+            n_cells = mask.shape[0]
+            several = mask.sum(dim=1) > 1
+            dropped = several & (torch.rand(n_cells, device=mask.device) < self.modality_dropout)
+            which = torch.multinomial(mask.clamp_min(1e-6), 1).squeeze(1)
             mask[dropped, which[dropped]] = 0.0
         return mask
 
@@ -291,6 +300,7 @@ class OmniVAE(BaseModuleClass):
         cat_covs: torch.Tensor | None = None,
         cont_covs: torch.Tensor | None = None,
         modality_mask: torch.Tensor | None = None,
+        observed: torch.Tensor | None = None,
     ) -> dict[str, torch.Tensor | Distribution]:
         """Encode each modality, fuse, and return the latent.
 
@@ -303,8 +313,11 @@ class OmniVAE(BaseModuleClass):
         cat_covs, cont_covs
             Extra categorical and continuous covariates.
         modality_mask
-            Cells x modalities, 1 where the encoder may use a modality. ``None`` uses all
-            (with modality dropout while training).
+            Cells x modalities, 1 where the encoder may use a modality. ``None`` uses all a
+            cell has (with modality dropout while training).
+        observed
+            Cells x modalities, 1 where the cell was measured (mosaic data); ``None`` if
+            every cell has every modality. The encoder never uses a modality a cell lacks.
 
         Returns
         -------
@@ -318,9 +331,10 @@ class OmniVAE(BaseModuleClass):
             self.encoders[m](self._encoder_input(m, x[m]), *encoder_cats, cont=encoder_cont)
             for m in self.modalities
         ]
-        if modality_mask is None:
-            modality_mask = self._training_mask(batch_index.shape[0], batch_index.device)
-        qzm, qzv = self.fusion(hidden, modality_mask)
+        if observed is None:
+            observed = hidden[0].new_ones(len(batch_index), len(self.modalities))
+        mask = self._training_mask(observed) if modality_mask is None else modality_mask * observed
+        qzm, qzv = self.fusion(hidden, mask)
         if qzv is None:
             return {"z": qzm, "qzm": qzm, "qzv": torch.zeros_like(qzm)}
         qz = Normal(qzm, qzv.sqrt())
@@ -368,15 +382,22 @@ class OmniVAE(BaseModuleClass):
         """Weighted sum of per-modality negative log-likelihoods plus the weighted KL.
 
         Each modality's unweighted reconstruction loss is also reported as
-        ``reconstruction_loss_<modality>`` so that it appears in ``model.history``.
+        ``reconstruction_loss_<modality>`` (the mean over the cells that have the modality) so
+        that it appears in ``model.history``. Cells of mosaic data have no loss for a modality
+        they lack.
         """
-        nll = {}
-        for m in self.modalities:
+        observed = tensors.get(MODALITY_MASK_KEY)
+        nll, n_observed = {}, {}
+        for i, m in enumerate(self.modalities):
             x = tensors[MODALITY_REGISTRY_KEYS[m]]
             regions = generative_outputs["atac_regions"] if m == "atac" else None
             scale = 1.0 if regions is None else x.shape[1] / regions.numel()
             target = self.reconstruction_target(m, x, regions)
             nll[m] = -scale * generative_outputs["px"][m].log_prob(target).sum(dim=-1)
+            n_observed[m] = x.shape[0]
+            if observed is not None:  # mosaic data: no loss for a modality the cell lacks
+                nll[m] = nll[m] * observed[:, i]
+                n_observed[m] = observed[:, i].sum().clamp_min(1.0)
         reconstruction = {m: self.modality_weights[m] * nll[m] for m in self.modalities}
         if "qz" in inference_outputs:
             prior = Normal(torch.zeros_like(inference_outputs["qzm"]), 1.0)
@@ -386,7 +407,10 @@ class OmniVAE(BaseModuleClass):
         total = (
             torch.stack(list(reconstruction.values())).sum(dim=0) + kl_weight * self.kl_beta * kl
         ).mean()
-        metrics = {f"reconstruction_loss_{m}": nll[m].mean().detach() for m in self.modalities}
+        metrics = {
+            f"reconstruction_loss_{m}": (nll[m].sum() / n_observed[m]).detach()
+            for m in self.modalities
+        }
         if self.contrastive is not None:
             terms = labelled_contrastive_terms(
                 self.contrastive,

@@ -1,0 +1,75 @@
+"""Aligning query data with a reference model's features."""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pandas as pd
+from anndata import AnnData
+from scipy import sparse
+
+from omnivi.data._validation import get_matrix
+
+#: Below this fraction of the reference's features present in the query, a warning is given.
+MIN_SHARED_FEATURE_FRACTION = 0.8
+
+
+def align_features(
+    adata: AnnData, features: pd.Index, layer: str | None, where: str = "query"
+) -> AnnData:
+    """Return a new AnnData with exactly ``features``, in their order.
+
+    Features the query lacks are added as zeros; features the reference lacks are dropped.
+    ``adata`` is not modified.
+
+    Parameters
+    ----------
+    adata
+        Query cells x features.
+    features
+        The reference's features, in its order.
+    layer
+        Layer holding the data in ``adata`` (and in the result); ``None`` for ``.X``.
+    where
+        How to name ``adata`` in errors and warnings.
+    """
+    features = pd.Index(features)
+    columns = adata.var_names.get_indexer(features)
+    shared = int((columns >= 0).sum())
+    if shared == 0:
+        raise ValueError(
+            f"The {where} shares no feature with the reference ({len(features)} features, e.g. "
+            f"{list(features[:3])}; the {where} has e.g. {list(adata.var_names[:3])}). Use the "
+            "same feature identifiers as the reference (gene symbols or Ensembl IDs)."
+        )
+    if shared < MIN_SHARED_FEATURE_FRACTION * len(features):
+        warnings.warn(
+            f"The {where} has {shared} of the reference's {len(features)} features; the "
+            f"{len(features) - shared} missing ones are set to zero, which may bias the mapping.",
+            UserWarning,
+            stacklevel=3,
+        )
+    matrix = sparse.csr_matrix(get_matrix(adata, layer), dtype=np.float32)
+    present = np.flatnonzero(columns >= 0)
+    selector = sparse.csr_matrix(
+        (np.ones(shared, dtype=np.float32), (columns[present], present)),
+        shape=(adata.n_vars, len(features)),
+    )
+    aligned = sparse.csr_matrix(matrix @ selector)
+    result = AnnData(obs=adata.obs.copy(), var=pd.DataFrame(index=features.copy()))
+    if layer is None:
+        result.X = aligned
+    else:
+        result.X = sparse.csr_matrix(aligned.shape, dtype=np.float32)
+        result.layers[layer] = aligned
+    return result
+
+
+def empty_modality(features: pd.Index, layer: str | None) -> AnnData:
+    """Return an AnnData with no cells and ``features``: a modality the query lacks."""
+    matrix = sparse.csr_matrix((0, len(features)), dtype=np.float32)
+    result = AnnData(X=matrix.copy(), var=pd.DataFrame(index=pd.Index(features).copy()))
+    if layer is not None:
+        result.layers[layer] = matrix
+    return result
