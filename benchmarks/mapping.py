@@ -23,17 +23,12 @@ Usage::
 from __future__ import annotations
 
 import argparse
-import json
-import tempfile
 import time
-from pathlib import Path
 from typing import Any
 
 import numpy as np
-from _common import machine_info, quiet_libraries, scib_table
+from _common import command_line, machine_info, quiet_libraries, scib_table
 
-ROOT = Path(__file__).resolve().parent
-DEFAULT_OUT_DIR = ROOT / "results"
 DATASET = "mop_rna_atac"
 BATCH_KEY, LABEL_KEY = "sample", "cell_type"
 QUERY_SAMPLES = ("09J", "09K", "09L")
@@ -199,26 +194,5 @@ def markdown_report(results: dict) -> str:
     return "\n".join(out) + "\n"
 
 
-def main(argv: list[str] | None = None) -> None:
-    """Run the benchmark and write ``mapping.json`` and ``mapping.md``."""
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--quick", action="store_true", help="few epochs, temp output folder")
-    parser.add_argument("--out-dir", default=None, help=f"default {DEFAULT_OUT_DIR}")
-    parser.add_argument("--data-dir", default=None, help="folder of the data sets")
-    args = parser.parse_args(argv)
-    results = run(args)
-    out_dir = Path(
-        args.out_dir
-        or (
-            Path(tempfile.gettempdir()) / "omnivi-mapping-quick" if args.quick else DEFAULT_OUT_DIR
-        )
-    )
-    out_dir.mkdir(parents=True, exist_ok=True)
-    (out_dir / "mapping.json").write_text(json.dumps(results, indent=2, default=float))
-    report = markdown_report(results)
-    (out_dir / "mapping.md").write_text(report)
-    print(report)
-
-
 if __name__ == "__main__":
-    main()
+    command_line("mapping", __doc__.split("\n\n")[0], run, markdown_report)

@@ -23,20 +23,15 @@ Usage::
 from __future__ import annotations
 
 import argparse
-import json
-import tempfile
 import time
-from pathlib import Path
 from typing import Any
 
 import numpy as np
-from _common import machine_info, quiet_libraries, scib_table
+from _common import command_line, machine_info, quiet_libraries, scib_table
 
-ROOT = Path(__file__).resolve().parent
-DEFAULT_OUT_DIR = ROOT / "results"
 SEED = 0
 HIDDEN_FRACTION = 0.2
-EPOCHS = {"mosaic": 200, "imputation": 200}
+EPOCHS = {"mosaic": 200, "imputation": 100}
 QUICK_EPOCHS = {"mosaic": 3, "imputation": 3}
 MOSAIC_MODALITIES = {"rna_layer": "rna", "protein_layer": "adt"}
 N_PCS = 30
@@ -132,9 +127,9 @@ def totalvi_imputation(mdata, hidden: np.ndarray, epochs: int) -> tuple[np.ndarr
     from scipy import sparse
 
     data = mdata.copy()
-    protein = sparse.csr_matrix(data["prot"].X, dtype=np.float32).tolil()
-    protein[np.flatnonzero(hidden)] = 0
-    data["prot"].X = protein.tocsr()
+    protein = sparse.csr_matrix(data["prot"].X, dtype=np.float32).toarray()
+    protein[hidden] = 0
+    data["prot"].X = protein  # dense: TOTALVI's protein prior indexes it as an array
     data.obs["protein_batch"] = np.where(hidden, "hidden", "observed")
     data["rna"].obs["protein_batch"] = data.obs["protein_batch"].to_numpy()
     scvi.settings.seed = SEED
@@ -185,6 +180,24 @@ def imputation(data_dir: str | None, epochs: int) -> dict[str, Any]:
         }
         print(f"  {name}: median Pearson {np.median(correlations):.3f}", flush=True)
     return result
+
+
+def run(args: argparse.Namespace) -> dict[str, Any]:
+    """Both parts, with the machine's facts."""
+    quiet_libraries()
+    epochs = QUICK_EPOCHS if args.quick else EPOCHS
+    started = time.perf_counter()
+    print("--- mosaic integration", flush=True)
+    results: dict[str, Any] = {"mosaic": mosaic_integration(args.data_dir, epochs["mosaic"])}
+    print("--- imputation", flush=True)
+    results["imputation"] = imputation(args.data_dir, epochs["imputation"])
+    results.update(
+        machine=machine_info(),
+        quick=args.quick,
+        epochs=epochs,
+        wall_seconds=time.perf_counter() - started,
+    )
+    return results
 
 
 # ---------------------------------------------------------------------------- reporting
@@ -244,36 +257,5 @@ def markdown_report(results: dict) -> str:
     return "\n".join(out) + "\n"
 
 
-def main(argv: list[str] | None = None) -> None:
-    """Run the benchmark and write ``mosaic.json`` and ``mosaic.md``."""
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--quick", action="store_true", help="few epochs, temp output folder")
-    parser.add_argument("--out-dir", default=None, help=f"default {DEFAULT_OUT_DIR}")
-    parser.add_argument("--data-dir", default=None, help="folder of the data sets")
-    args = parser.parse_args(argv)
-    quiet_libraries()
-    epochs = QUICK_EPOCHS if args.quick else EPOCHS
-    started = time.perf_counter()
-    print("--- mosaic integration", flush=True)
-    results: dict[str, Any] = {"mosaic": mosaic_integration(args.data_dir, epochs["mosaic"])}
-    print("--- imputation", flush=True)
-    results["imputation"] = imputation(args.data_dir, epochs["imputation"])
-    results.update(
-        machine=machine_info(),
-        quick=args.quick,
-        epochs=epochs,
-        wall_seconds=time.perf_counter() - started,
-    )
-    out_dir = Path(
-        args.out_dir
-        or (Path(tempfile.gettempdir()) / "omnivi-mosaic-quick" if args.quick else DEFAULT_OUT_DIR)
-    )
-    out_dir.mkdir(parents=True, exist_ok=True)
-    (out_dir / "mosaic.json").write_text(json.dumps(results, indent=2, default=float))
-    report = markdown_report(results)
-    (out_dir / "mosaic.md").write_text(report)
-    print(report)
-
-
 if __name__ == "__main__":
-    main()
+    command_line("mosaic", __doc__.split("\n\n")[0], run, markdown_report)

@@ -7,6 +7,7 @@ import warnings
 import numpy as np
 import pandas as pd
 from anndata import AnnData
+from mudata import MuData
 from scipy import sparse
 
 from omnivi.data._validation import get_matrix
@@ -73,3 +74,31 @@ def empty_modality(features: pd.Index, layer: str | None) -> AnnData:
     if layer is not None:
         result.layers[layer] = matrix
     return result
+
+
+def check_same_features(data: AnnData | MuData, features, model_name: str) -> None:
+    """Raise unless ``data`` has exactly a model's ``features`` (per modality for MuData).
+
+    Parameters
+    ----------
+    data
+        Data to load a model onto.
+    features
+        The model's features: an index, or a dict of modality -> index.
+    model_name
+        Class name of the model, for the fix named in the error.
+    """
+    pairs = (
+        {mod: (data[mod].var_names, names) for mod, names in features.items() if mod in data.mod}
+        if isinstance(features, dict)
+        else {"data": (data.var_names, features)}
+    )
+    for where, (given, expected) in pairs.items():
+        if not pd.Index(given).equals(pd.Index(expected)):
+            raise ValueError(
+                f"The {where if where == 'data' else f'modality {where!r}'} has "
+                f"{len(given)} features, not the model's {len(expected)} in its order. Lay it "
+                f"out like the training data first: {model_name}.prepare_query_mudata(data, "
+                "model) (or prepare_query_anndata for an AnnData), which pads missing features "
+                "with zeros and drops extra ones."
+            )

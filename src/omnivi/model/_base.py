@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import weakref
 
 import numpy as np
@@ -11,6 +12,7 @@ from mudata import MuData
 from scvi import REGISTRY_KEYS
 from scvi.data import AnnDataManager
 from scvi.data._constants import _MANAGER_UUID_KEY, _SCVI_UUID_KEY, _SETUP_ARGS_KEY
+from scvi.model.base import ArchesMixin
 
 from omnivi._constants import (
     COUNT_LIKELIHOODS,
@@ -20,6 +22,7 @@ from omnivi._constants import (
     MODALITY_REGISTRY_KEYS,
 )
 from omnivi.data._mosaic import is_mosaic, pad_mosaic
+from omnivi.data._query import check_same_features
 from omnivi.data._validation import (
     check_counts,
     check_global_obs_keys,
@@ -240,6 +243,24 @@ class MultimodalSetupMixin:
     ) -> AnnDataManager | None:
         """Return the manager of ``adata`` (of its padded copy for mosaic data)."""
         return super().get_anndata_manager(self._registered_object(adata), required=required)
+
+    @classmethod
+    def load(cls, dir_path: str | os.PathLike, adata: AnnData | MuData | None = None, **kwargs):
+        """Load a saved model; ``adata`` must have the features it was trained on.
+
+        See :meth:`scvi.model.base.BaseModelClass.load` for the options. Data with other
+        features is refused with a pointer to ``prepare_query_mudata`` /
+        ``prepare_query_anndata``, which lay it out like the training data.
+        """
+        if adata is not None:
+            check_same_features(adata, cls._saved_features(dir_path, adata), cls.__name__)
+        return super().load(str(dir_path), adata=adata, **kwargs)
+
+    @staticmethod
+    def _saved_features(dir_path: str | os.PathLike, adata: AnnData | MuData):
+        if isinstance(adata, MuData):
+            return ArchesMixin.prepare_query_mudata(adata, str(dir_path), True)
+        return ArchesMixin.prepare_query_anndata(adata, str(dir_path), True)
 
     # ------------------------------------------------------------------- registry views
     @property
