@@ -6,9 +6,12 @@ Simulated data: batch_0 has RNA only, batch_1 protein only, batch_2 both. Real d
 
 from __future__ import annotations
 
+import anndata as ad
 import mudata as md
 import numpy as np
+import pandas as pd
 import pytest
+import scipy.sparse as sp
 import torch
 from scvi import REGISTRY_KEYS
 from sklearn.neighbors import KNeighborsClassifier
@@ -220,3 +223,46 @@ def test_pbmc_mosaic_imputes_protein_from_rna(pbmc_mosaic):
     ]
     print(f"\nmedian per-protein correlation {np.median(correlations):.3f}")
     assert np.median(correlations) > 0.25
+
+
+def test_atac_from_rna_and_rna_from_atac(synthetic_session):
+    """RNA-only cells get accessibility, ATAC-only cells expression, both near the truth.
+
+    The simulated accessibility probability of each region depends on the cell type; the
+    imputed probabilities of the RNA-only cells follow it (measured correlation 0.804,
+    asserted > 0.6; the paired cells' own reconstruction reaches about 0.82), and the imputed
+    expression of the ATAC-only cells follows their hidden log-normalised counts (measured
+    0.605, asserted > 0.45).
+    """
+    rng = np.random.default_rng(0)
+    types = synthetic_session.obs["cell_type"].cat.codes.to_numpy()
+    probability = rng.uniform(0.02, 0.5, (types.max() + 1, 150))[types]
+    accessible = (rng.random(probability.shape) < probability).astype(np.float32)
+    batch = synthetic_session.obs["batch"].astype(str).to_numpy()
+    atac = ad.AnnData(
+        sp.csr_matrix(accessible),
+        obs=pd.DataFrame(index=synthetic_session.obs_names),
+        var=pd.DataFrame(index=[f"region_{i}" for i in range(150)]),
+    )
+    rna = synthetic_session["rna"]
+    mdata = md.MuData(
+        {"rna": rna[batch != "batch_1"].copy(), "atac": atac[batch != "batch_0"].copy()}
+    )
+    mdata.obs = mdata.obs.join(synthetic_session.obs[["batch"]])
+    OmniVI.setup_mudata(
+        mdata, batch_key="batch", modalities={"rna_layer": "rna", "atac_layer": "atac"}
+    )
+    model = OmniVI(mdata, n_hidden=64, n_latent=8, atac_region_fraction=1.0)
+    model.train(max_epochs=150, enable_progress_bar=False)
+    order = mdata.obs_names.get_indexer(synthetic_session.obs_names)
+    rna_only, atac_only = order[batch == "batch_0"], order[batch == "batch_1"]
+    imputed_atac = model.get_normalized_expression(modality="atac", indices=rna_only)
+    atac_truth = probability[batch == "batch_0"]
+    atac_r = np.corrcoef(imputed_atac.to_numpy().ravel(), atac_truth.ravel())[0, 1]
+    imputed_rna = model.get_normalized_expression(modality="rna", indices=atac_only)
+    counts = np.asarray(rna[batch == "batch_1"].X.todense())
+    truth = np.log1p(1e4 * counts / counts.sum(axis=1, keepdims=True))
+    rna_r = np.corrcoef(np.log1p(imputed_rna.to_numpy()).ravel(), truth.ravel())[0, 1]
+    print(f"\nATAC from RNA r={atac_r:.3f}; RNA from ATAC r={rna_r:.3f}")
+    assert atac_r > 0.6
+    assert rna_r > 0.45

@@ -156,6 +156,10 @@ class OmniVAE(BaseModuleClass):
                 f"atac_region_fraction must be in (0, 1], got {atac_region_fraction}."
             )
         self.atac_region_fraction = atac_region_fraction
+        # Mean log depth of the cells that have ATAC, seen in training: the depth the ATAC
+        # decoder is given for cells of mosaic data without ATAC (imputation).
+        self.register_buffer("atac_log_depth_mean", torch.zeros(()))
+        self.register_buffer("atac_log_depth_count", torch.zeros(()))
 
         cat_list = [n_batch, *(n_cats_per_cov or [])]
         layer_kwargs = {"use_batch_norm": use_batch_norm, "use_layer_norm": use_layer_norm}
@@ -225,15 +229,35 @@ class OmniVAE(BaseModuleClass):
     def _get_generative_input(
         self, tensors: dict[str, torch.Tensor], inference_outputs: dict
     ) -> dict:
+        size = self.size_factors({m: tensors[MODALITY_REGISTRY_KEYS[m]] for m in self.modalities})
+        if "atac" in size:
+            observed = tensors.get(MODALITY_MASK_KEY)
+            has_atac = None if observed is None else observed[:, self.modalities.index("atac")]
+            size["atac"] = self._atac_depth(size["atac"], has_atac)
         return {
             "z": inference_outputs["z"],
-            "size": self.size_factors(
-                {m: tensors[MODALITY_REGISTRY_KEYS[m]] for m in self.modalities}
-            ),
+            "size": size,
             "batch_index": tensors[REGISTRY_KEYS.BATCH_KEY],
             "cat_covs": tensors.get(REGISTRY_KEYS.CAT_COVS_KEY),
             "cont_covs": tensors.get(REGISTRY_KEYS.CONT_COVS_KEY),
         }
+
+    def _atac_depth(self, log_depth: torch.Tensor, has_atac: torch.Tensor | None) -> torch.Tensor:
+        """Log depth per cell; for cells without ATAC, the training cells' mean.
+
+        While training, the mean over the cells that have ATAC is accumulated.
+        """
+        has = (
+            torch.ones_like(log_depth[:, 0], dtype=torch.bool)
+            if has_atac is None
+            else has_atac > 0
+        )
+        if self.training and has.any():
+            n_cells = has.sum().to(log_depth.dtype)
+            self.atac_log_depth_count += n_cells
+            shift = log_depth[has].mean().detach() - self.atac_log_depth_mean
+            self.atac_log_depth_mean += shift * n_cells / self.atac_log_depth_count
+        return torch.where(has[:, None], log_depth, self.atac_log_depth_mean)
 
     def size_factors(self, x: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         """Per-cell size terms the decoders condition on.
