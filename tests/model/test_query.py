@@ -207,3 +207,7 @@ def test_omnicl_annotates_a_prepared_rna_only_query(synthetic_session):
     novelty = model.get_novelty_scores(prepared)
     assert len(novelty) == prepared.n_obs
     assert np.isfinite(novelty["novelty_score"]).all()
+    query_model = OmniCL.load_query_data(prepared, model)
+    np.testing.assert_array_equal(query_model.predict(), model.predict(prepared))
+    with pytest.raises(RuntimeError, match="nothing to adapt"):
+        query_model.train(max_epochs=1)

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 
 import numpy as np
 import torch
 from anndata import AnnData
 from mudata import MuData
-from scvi.model.base import BaseModelClass, UnsupervisedTrainingMixin
+from scvi.model.base import ArchesMixin, BaseModelClass, UnsupervisedTrainingMixin
 
 from omnivi.data._validation import check_nonnegative
 from omnivi.model._annotation import AnnotationMixin
@@ -23,6 +24,7 @@ class OmniCL(
     MultimodalSetupMixin,
     AnnotationMixin,
     QueryPreparationMixin,
+    ArchesMixin,
     UnsupervisedTrainingMixin,
     BaseModelClass,
 ):
@@ -147,6 +149,12 @@ class OmniCL(
         and the learned ``temperature``, for training and validation cells. The ELBO columns
         that scvi-tools' training plan adds are 0: this model has no likelihood.
         """
+        if getattr(self, "is_query_model_", False):
+            raise RuntimeError(
+                "This OmniCL model was made by load_query_data: its encoder reads no batch, so "
+                "there is nothing to adapt to the query. Use it as it is (predict, "
+                "get_novelty_scores, get_latent_representation)."
+            )
         self.module.train()
         plan_kwargs = {
             "lr": lr,
@@ -166,6 +174,35 @@ class OmniCL(
         )
         self.train_classifier()
         return result
+
+    @classmethod
+    def load_query_data(
+        cls,
+        adata: AnnData | MuData,
+        reference_model: str | os.PathLike | OmniCL,
+        **kwargs,
+    ) -> OmniCL:
+        """Return the reference model set up on a query, ready to annotate it.
+
+        OmniCL's encoder reads neither batches nor labels, so scArches has nothing to adapt:
+        the query model is the reference's weights, classifier and novelty reference on the
+        query's registration, and needs no training. (Calling ``predict(query)`` on the
+        reference model gives the same labels.)
+
+        Parameters
+        ----------
+        adata
+            The query, prepared by :meth:`prepare_query_mudata` or
+            :meth:`prepare_query_anndata`.
+        reference_model
+            The reference model, or the folder it was saved to.
+        **kwargs
+            Options of :meth:`scvi.model.base.ArchesMixin.load_query_data`.
+        """
+        model = super().load_query_data(adata, reference_model, **kwargs)
+        model.is_query_model_ = True
+        model.is_trained_ = True
+        return model
 
     @torch.inference_mode()
     def get_latent_representation(
