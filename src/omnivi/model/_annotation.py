@@ -11,12 +11,10 @@ import torch
 import torch.nn.functional as F
 from anndata import AnnData
 from mudata import MuData
-from scipy import sparse
 from scipy.spatial.distance import cdist
 from scvi import REGISTRY_KEYS
 from scvi.data._constants import _SCVI_UUID_KEY
 
-from omnivi._constants import MODALITY_MASK_KEY
 from omnivi.data._mosaic import is_mosaic
 from omnivi.model._input_pca import InputPCA
 from omnivi.model._label_geometry import inverse_frequency_weights, reference_centroid_distances
@@ -162,31 +160,6 @@ class AnnotationMixin:
         self.novelty_thresholds_ = {
             "distance": float(np.quantile(distances, 1 - self.novelty_false_positive_rate))
         }
-
-    def _observed_modalities(
-        self, adata: AnnData | MuData | None = None, indices: Sequence[int] | None = None
-    ) -> np.ndarray:
-        """Return cells x modalities, true where a cell has the modality (all unless mosaic)."""
-        manager = self.adata_manager
-        if adata is not None:
-            manager = self.get_anndata_manager(adata, required=True)
-        n_cells = manager.adata.n_obs if indices is None else len(indices)
-        if MODALITY_MASK_KEY not in manager.data_registry:
-            return np.ones((n_cells, len(self.modalities)), dtype=bool)
-        observed = np.asarray(manager.get_from_registry(MODALITY_MASK_KEY)) > 0
-        return observed if indices is None else observed[np.asarray(indices)]
-
-    def _input_matrices(
-        self, adata: AnnData | MuData | None = None, indices: Sequence[int] | None = None
-    ) -> list:
-        """Return each modality's registered data (rows ``indices``; ``None`` for all)."""
-        manager = self.adata_manager
-        if adata is not None:
-            manager = self.get_anndata_manager(adata, required=True)
-        matrices = [manager.get_from_registry(key) for key in self._modality_keys()]
-        if indices is None:
-            return matrices
-        return [sparse.csr_matrix(matrix)[np.asarray(indices)] for matrix in matrices]
 
     # ------------------------------------------------------------------------ outputs
     def _embedding(

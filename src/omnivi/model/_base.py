@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import os
 import weakref
+from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
 from anndata import AnnData
 from mudata import MuData
+from scipy import sparse
 from scvi import REGISTRY_KEYS
 from scvi.data import AnnDataManager
 from scvi.data._constants import _MANAGER_UUID_KEY, _SCVI_UUID_KEY, _SETUP_ARGS_KEY
@@ -19,6 +21,7 @@ from omnivi._constants import (
     LATENT_OBSM_KEY,
     LAYER_ARGS,
     MODALITIES,
+    MODALITY_MASK_KEY,
     MODALITY_REGISTRY_KEYS,
 )
 from omnivi.data._mosaic import is_mosaic, pad_mosaic
@@ -272,6 +275,32 @@ class MultimodalSetupMixin:
     def _modality_keys(self) -> list[str]:
         """Registry keys of this model's modalities."""
         return [MODALITY_REGISTRY_KEYS[m] for m in self.modalities]
+
+    def _manager_of(self, adata: AnnData | MuData | None) -> AnnDataManager:
+        """Return the manager of registered ``adata``; this model's for ``None``."""
+        if adata is None:
+            return self.adata_manager
+        return self.get_anndata_manager(adata, required=True)
+
+    def _observed_modalities(
+        self, adata: AnnData | MuData | None = None, indices: Sequence[int] | None = None
+    ) -> np.ndarray:
+        """Return cells x modalities, true where a cell has the modality (all unless mosaic)."""
+        manager = self._manager_of(adata)
+        n_cells = manager.adata.n_obs if indices is None else len(indices)
+        if MODALITY_MASK_KEY not in manager.data_registry:
+            return np.ones((n_cells, len(self.modalities)), dtype=bool)
+        observed = np.asarray(manager.get_from_registry(MODALITY_MASK_KEY)) > 0
+        return observed if indices is None else observed[np.asarray(indices)]
+
+    def _input_matrices(
+        self, adata: AnnData | MuData | None = None, indices: Sequence[int] | None = None
+    ) -> list:
+        """Return each modality's registered data (rows ``indices``; ``None`` for all)."""
+        matrices = [self._manager_of(adata).get_from_registry(k) for k in self._modality_keys()]
+        if indices is None:
+            return matrices
+        return [sparse.csr_matrix(matrix)[np.asarray(indices)] for matrix in matrices]
 
     def _n_features(self, modality: str) -> int:
         return self.adata_manager.get_from_registry(MODALITY_REGISTRY_KEYS[modality]).shape[1]

@@ -15,7 +15,7 @@ from scvi import REGISTRY_KEYS
 from scvi.model.base import ArchesMixin, BaseModelClass, UnsupervisedTrainingMixin, VAEMixin
 from scvi.train import AdversarialTrainingPlan, TrainingPlan
 
-from omnivi._constants import MODALITY_MASK_KEY, LatentDistribution
+from omnivi._constants import LatentDistribution
 from omnivi.model._annotation import AnnotationMixin
 from omnivi.model._base import MultimodalSetupMixin
 from omnivi.model._query import QueryPreparationMixin
@@ -411,14 +411,9 @@ class OmniVI(
         """Raise unless every selected cell has one of ``modalities`` (mosaic data)."""
         for modality in modalities:
             self._check_modality(modality)
-        manager = self.get_anndata_manager(adata, required=True)
-        if MODALITY_MASK_KEY not in manager.data_registry:
-            return
-        observed = np.asarray(manager.get_from_registry(MODALITY_MASK_KEY))
-        if indices is not None:
-            observed = observed[np.asarray(indices)]
+        observed = self._observed_modalities(adata, indices)
         columns = [self.modalities.index(m) for m in modalities]
-        lacking = int((observed[:, columns].sum(axis=1) == 0).sum())
+        lacking = int((~observed[:, columns].any(axis=1)).sum())
         if lacking:
             raise ValueError(
                 f"{lacking} of the selected cells have none of {list(modalities)}, so there is "
