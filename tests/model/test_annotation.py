@@ -71,6 +71,21 @@ def test_predict_labels_and_probabilities(which, request):
     np.testing.assert_array_equal(soft.columns[soft.to_numpy().argmax(1)], predicted)
 
 
+def test_omnicl_history_has_its_losses_and_no_elbo(omnicl):
+    from omnivi import pl
+
+    model, _ = omnicl
+    assert not [key for key in model.history if key.startswith(("elbo", "kl_", "reconstruction"))]
+    for split in ("train", "validation"):
+        np.testing.assert_allclose(
+            model.history[f"{split}_loss"].to_numpy(dtype=float),
+            model.history[f"contrastive_total_{split}"].to_numpy(dtype=float),
+            rtol=1e-4,
+        )
+    figure = pl.loss_curves(model.history)
+    assert [ax.get_title() for ax in figure.axes] == ["contrastive_total"]
+
+
 def test_omnicl_temperature_stays_in_range(omnicl):
     model, _ = omnicl
     temperature = model.history["temperature_train"].to_numpy(dtype=float)

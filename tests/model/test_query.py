@@ -197,13 +197,12 @@ def test_omnicl_annotates_a_prepared_rna_only_query(synthetic_session):
     reference, query = _split(synthetic_session)
     OmniCL.setup_mudata(reference, batch_key="batch", labels_key="cell_type", modalities=CITE)
     model = OmniCL(reference, n_hidden=64, n_fusion_hidden=32, n_latent=8)
-    model.train(max_epochs=10, enable_progress_bar=False)
+    model.train(max_epochs=40, batch_size=64, enable_progress_bar=False)
     prepared = OmniCL.prepare_query_anndata(_query_rna(query), model)
     assert prepared["protein"].n_obs == 0
     truth = prepared.obs["cell_type"].astype(str).to_numpy()
-    # Measured 0.47, above the largest type's 28%: OmniCL trains without modality dropout,
-    # so a latent from RNA alone is weaker than OmniVI's (documented in docs/usage.md).
-    assert (model.predict(prepared) == truth).mean() > 0.35
+    # Measured 0.74 and 0.79 (scvi seeds 0 and 1); the largest type is 28% of the cells.
+    assert (model.predict(prepared) == truth).mean() > 0.6
     novelty = model.get_novelty_scores(prepared)
     assert len(novelty) == prepared.n_obs
     assert np.isfinite(novelty["novelty_score"]).all()

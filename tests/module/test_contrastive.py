@@ -1,4 +1,5 @@
-"""Contrastive loss components: exact values on small cases, degenerate minibatches, intent."""
+"""Contrastive loss components (exact values on small cases, degenerate minibatches, intent)
+and the encoder-only module."""
 
 import math
 
@@ -6,6 +7,7 @@ import pytest
 import torch
 
 from omnivi.module import (
+    ContrastiveEncoder,
     ContrastiveObjective,
     batch_mixing_loss,
     cell_type_contrastive_loss,
@@ -130,3 +132,30 @@ def test_objective_without_reference_skips_the_centroid_term():
     terms = objective(torch.randn(4, 3), torch.tensor([0, 0, 1, 1]), torch.tensor([0, 1, 0, 1]))
     assert terms["centroid"].item() == 0.0
     assert objective.weights["centroid"] == 0.0
+
+
+def test_contrastive_encoder_hides_one_modality_only_while_training():
+    torch.manual_seed(0)
+    module = ContrastiveEncoder(
+        {"rna": 20, "protein": 5},
+        n_labels=3,
+        n_hidden=16,
+        n_fusion_hidden=8,
+        n_latent=4,
+        dropout_rate=0.0,
+        modality_dropout=1.0,
+    )
+    x = {"rna": torch.poisson(torch.full((50, 20), 3.0)), "protein": torch.rand(50, 5) * 10}
+    module.eval()
+    only = {
+        "rna": module.inference(x, torch.tensor([[1.0, 0.0]]).expand(50, 2))["z"],
+        "protein": module.inference(x, torch.tensor([[0.0, 1.0]]).expand(50, 2))["z"],
+    }
+    z = module.train().inference(x)["z"]
+    from_rna = torch.isclose(z, only["rna"], atol=1e-6).all(1)
+    from_protein = torch.isclose(z, only["protein"], atol=1e-6).all(1)
+    assert (from_rna ^ from_protein).all()  # each cell embedded from exactly one modality
+    assert from_rna.any()
+    assert from_protein.any()
+    both = module.eval().inference(x)["z"]
+    assert not torch.isclose(both, only["rna"], atol=1e-6).all(1).any()

@@ -17,6 +17,7 @@ from omnivi.nn import (
     FusionEncoder,
     ModalityEncoder,
     ProteinDecoder,
+    hide_one_modality,
 )
 from omnivi.nn._encoders import _bag_inputs
 
@@ -171,3 +172,31 @@ def test_accessibility_decoder_and_region_subset(gen):
     # depth is a covariate of the hidden layers
     deeper = decoder(z, log_depth + 1.0, batch)
     assert not torch.allclose(deeper.logits, full.logits)
+
+
+# ------------------------------------------------------------------- modality dropout
+def test_hide_one_modality_hides_exactly_one_of_several():
+    torch.manual_seed(0)
+    mask = hide_one_modality(torch.ones(1000, 2), probability=1.0)
+    assert mask.shape == (1000, 2)
+    assert (mask.sum(1) == 1).all()
+    assert 0.3 < mask[:, 0].mean().item() < 0.7  # either modality can be the hidden one
+
+
+def test_hide_one_modality_rate_and_no_op_cases():
+    torch.manual_seed(0)
+    hidden = (hide_one_modality(torch.ones(5000, 3), probability=0.3).sum(1) < 3).float()
+    assert hidden.mean().item() == pytest.approx(0.3, abs=0.03)
+    observed = torch.ones(100, 2)
+    assert torch.equal(hide_one_modality(observed, probability=0.0), observed)
+    assert torch.equal(hide_one_modality(torch.ones(100, 1), probability=1.0), torch.ones(100, 1))
+
+
+def test_hide_one_modality_never_uses_a_missing_or_hides_the_only_modality():
+    torch.manual_seed(0)
+    observed = torch.tensor([[1.0, 0.0], [0.0, 1.0], [1.0, 1.0]]).repeat(200, 1)
+    before = observed.clone()
+    mask = hide_one_modality(observed, probability=1.0)
+    assert (mask <= observed).all()
+    assert (mask.sum(1) == 1).all()
+    assert torch.equal(observed, before)  # the input is not changed

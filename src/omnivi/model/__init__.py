@@ -2,6 +2,6 @@
 
 from ._omnicl import OmniCL
 from ._omnivi import OmniVI
-from ._plans import WarmupCosineTrainingPlan
+from ._plans import ContrastiveTrainingPlan, WarmupCosineTrainingPlan
 
-__all__ = ["OmniCL", "OmniVI", "WarmupCosineTrainingPlan"]
+__all__ = ["ContrastiveTrainingPlan", "OmniCL", "OmniVI", "WarmupCosineTrainingPlan"]

@@ -14,7 +14,7 @@ from scvi.model.base import ArchesMixin, BaseModelClass, UnsupervisedTrainingMix
 from omnivi.data._validation import check_nonnegative
 from omnivi.model._annotation import AnnotationMixin
 from omnivi.model._base import MultimodalSetupMixin
-from omnivi.model._plans import WarmupCosineTrainingPlan
+from omnivi.model._plans import ContrastiveTrainingPlan
 from omnivi.model._query import QueryPreparationMixin
 from omnivi.module import ContrastiveEncoder
 from omnivi.module._contrastive_encoder import InputTransform
@@ -55,6 +55,11 @@ class OmniCL(
     input_transform
         ``"normalize_log1p"`` (counts scaled to 10,000 per cell, then log1p; default),
         ``"log1p"``, or ``"identity"`` for input that is normalised already.
+    modality_dropout
+        With several modalities, the probability during training that a cell has one of them
+        hidden from the encoder, so that cells measured in fewer modalities (an RNA-only
+        query of an RNA + protein reference) are embedded well. 0.2 by default, as in
+        :class:`~omnivi.model.OmniVI`.
     contrastive_kwargs
         Options of :class:`~omnivi.module.ContrastiveObjective`: ``cell_type_weight`` (0.9),
         ``batch_weight`` (0.1), ``centroid_weight`` (1.0), ``temperature`` (0.25),
@@ -70,7 +75,7 @@ class OmniCL(
     """
 
     _module_cls = ContrastiveEncoder
-    _training_plan_cls = WarmupCosineTrainingPlan
+    _training_plan_cls = ContrastiveTrainingPlan
 
     def __init__(
         self,
@@ -80,6 +85,7 @@ class OmniCL(
         n_latent: int = 100,
         dropout_rate: float = 0.2,
         input_transform: InputTransform = "normalize_log1p",
+        modality_dropout: float = 0.2,
         contrastive_kwargs: dict | None = None,
     ):
         super().__init__(adata)
@@ -102,6 +108,7 @@ class OmniCL(
             n_latent=n_latent,
             dropout_rate=dropout_rate,
             input_transform=input_transform,
+            modality_dropout=modality_dropout,
             contrastive_kwargs=contrastive_kwargs,
         )
         self._model_summary_string = (
@@ -146,8 +153,9 @@ class OmniCL(
         -----
         ``model.history`` holds each contrastive term (``contrastive_cell_type``,
         ``contrastive_batch``, ``contrastive_centroid``, their weighted ``contrastive_total``)
-        and the learned ``temperature``, for training and validation cells. The ELBO columns
-        that scvi-tools' training plan adds are 0: this model has no likelihood.
+        and the learned ``temperature``, for training and validation cells, beside
+        ``train_loss`` and ``validation_loss``. It has no ELBO columns: the model has no
+        likelihood (:class:`~omnivi.model.ContrastiveTrainingPlan`).
         """
         if getattr(self, "is_query_model_", False):
             raise RuntimeError(

@@ -48,3 +48,25 @@ class WarmupCosineTrainingPlan(TrainingPlan):
             "optimizer": optimizer,
             "lr_scheduler": {"scheduler": scheduler, "interval": "step"},
         }
+
+
+class ContrastiveTrainingPlan(WarmupCosineTrainingPlan):
+    """:class:`WarmupCosineTrainingPlan` for modules without a likelihood.
+
+    scvi-tools' plan logs an ELBO, reconstruction loss and KL terms for every module; a
+    contrastive encoder has none of them, so they would be logged as zeros. This plan logs
+    the module's own terms (its ``extra_metrics``) beside ``train_loss`` and
+    ``validation_loss`` instead.
+    """
+
+    def compute_and_log_metrics(self, loss_output, metrics, mode: str) -> None:
+        """Log each of ``loss_output.extra_metrics`` as ``<name>_<mode>``."""
+        for name, value in loss_output.extra_metrics.items():
+            self.log(
+                f"{name}_{mode}",
+                value,
+                on_step=self.on_step,
+                on_epoch=self.on_epoch,
+                batch_size=loss_output.n_obs_minibatch,
+                sync_dist=self.use_sync_dist,
+            )

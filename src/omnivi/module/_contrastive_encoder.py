@@ -10,7 +10,7 @@ from scvi.module.base import BaseModuleClass, LossOutput, auto_move_data
 
 from omnivi._constants import MODALITIES, MODALITY_MASK_KEY, MODALITY_REGISTRY_KEYS
 from omnivi.module._contrastive import ContrastiveObjective, labelled_contrastive_terms
-from omnivi.nn import FusionEncoder, LatentClassifier, ModalityEncoder
+from omnivi.nn import FusionEncoder, LatentClassifier, ModalityEncoder, hide_one_modality
 
 InputTransform = Literal["normalize_log1p", "log1p", "identity"]
 INPUT_TRANSFORMS = ("normalize_log1p", "log1p", "identity")
@@ -54,6 +54,10 @@ class ContrastiveEncoder(BaseModuleClass):
         How raw values are transformed before encoding: ``"normalize_log1p"`` (counts
         scaled to 10,000 per cell, then log1p), ``"log1p"`` or ``"identity"`` (already
         normalised input). ATAC is always read as presence/absence.
+    modality_dropout
+        During training, the probability that a cell has one of its modalities hidden from
+        the encoder (:func:`~omnivi.nn.hide_one_modality`), so that the embedding also works
+        from one modality alone (a query that lacks one). Ignored with one modality.
     contrastive_kwargs
         Options of :class:`~omnivi.module.ContrastiveObjective`.
     """
@@ -68,9 +72,12 @@ class ContrastiveEncoder(BaseModuleClass):
         n_latent: int = 100,
         dropout_rate: float = 0.2,
         input_transform: InputTransform = "normalize_log1p",
+        modality_dropout: float = 0.2,
         contrastive_kwargs: dict | None = None,
     ):
         super().__init__()
+        if not 0 <= modality_dropout <= 1:
+            raise ValueError(f"modality_dropout must be in [0, 1], got {modality_dropout}.")
         if n_labels < 2:
             raise ValueError("A contrastive encoder needs at least two cell-type labels.")
         if input_transform not in INPUT_TRANSFORMS:
@@ -79,6 +86,7 @@ class ContrastiveEncoder(BaseModuleClass):
             )
         self.modalities = [m for m in MODALITIES if m in n_features]
         self.input_transform = input_transform
+        self.modality_dropout = modality_dropout
         self.unlabeled_code = unlabeled_code
         norm = {"use_batch_norm": False, "use_layer_norm": True}
         self.encoders = torch.nn.ModuleDict(
@@ -122,7 +130,8 @@ class ContrastiveEncoder(BaseModuleClass):
         """Embed cells: ``{"z": cells x n_latent}``.
 
         ``modality_mask`` (cells x modalities, 1 = use) defaults to all modalities; for mosaic
-        data it is the registered mask of the modalities each cell has.
+        data it is the registered mask of the modalities each cell has. While training, one
+        of a cell's modalities is hidden with probability ``modality_dropout``.
         """
         hidden = [
             self.encoders[m](x[m] if m == "atac" else transform_input(x[m], self.input_transform))
@@ -131,6 +140,8 @@ class ContrastiveEncoder(BaseModuleClass):
         if modality_mask is None:
             n_cells = hidden[0].shape[0]
             modality_mask = torch.ones(n_cells, len(self.modalities), device=hidden[0].device)
+        if self.training:
+            modality_mask = hide_one_modality(modality_mask, self.modality_dropout)
         z, _ = self.fusion(hidden, modality_mask)
         return {"z": z}
 

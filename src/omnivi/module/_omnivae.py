@@ -24,6 +24,7 @@ from omnivi.nn import (
     LatentClassifier,
     ModalityEncoder,
     ProteinDecoder,
+    hide_one_modality,
 )
 
 _DECODERS = {"rna": ExpressionDecoder, "protein": ProteinDecoder, "atac": AccessibilityDecoder}
@@ -301,19 +302,13 @@ class OmniVAE(BaseModuleClass):
         return [batch_index, *extra]
 
     def _training_mask(self, observed: torch.Tensor) -> torch.Tensor:
-        """Return the modalities each cell has, one of them hidden at random while training.
+        """Return the modalities each cell has, one hidden at random while training.
 
-        With probability ``modality_dropout``, a cell with two or more modalities has one of
-        them, chosen uniformly, hidden from the encoder.
+        See :func:`~omnivi.nn.hide_one_modality`; the chance is ``modality_dropout``.
         """
-        mask = observed.clone()
-        if self.training and self.modality_dropout > 0 and len(self.modalities) > 1:
-            n_cells = mask.shape[0]
-            several = mask.sum(dim=1) > 1
-            dropped = several & (torch.rand(n_cells, device=mask.device) < self.modality_dropout)
-            which = torch.multinomial(mask.clamp_min(1e-6), 1).squeeze(1)
-            mask[dropped, which[dropped]] = 0.0
-        return mask
+        if not self.training:
+            return observed
+        return hide_one_modality(observed, self.modality_dropout)
 
     # ------------------------------------------------------------------------- inference
     @auto_move_data

@@ -1,8 +1,9 @@
-"""Building blocks: per-modality encoders and decoders, their fusion, a classifier."""
+"""Building blocks: modality encoders and decoders, fusion, classifier, modality dropout."""
 
 from ._classifier import LatentClassifier
 from ._decoders import AccessibilityDecoder, ExpressionDecoder, ProteinDecoder
 from ._encoders import FusionEncoder, ModalityEncoder
+from ._masking import hide_one_modality
 
 __all__ = [
     "AccessibilityDecoder",
@@ -11,4 +12,5 @@ __all__ = [
     "LatentClassifier",
     "ModalityEncoder",
     "ProteinDecoder",
+    "hide_one_modality",
 ]

@@ -52,13 +52,22 @@ def embedding(
 def loss_curves(history: dict[str, pd.DataFrame]) -> Figure:
     """Plot training and validation losses from ``model.history``, one panel per quantity.
 
+    The panels are the ELBO, reconstruction and local KL terms of autoencoders and the
+    weighted contrastive loss (``contrastive_total``) where the model logs one.
+
     Parameters
     ----------
     history
         ``model.history``: one single-column DataFrame per logged quantity, indexed by epoch.
     """
+    plotted = ("elbo", "reconstruction_loss", "kl_local", "contrastive_total")
     names = sorted({key.rsplit("_", 1)[0] for key in history if key.endswith("_train")})
-    names = [n for n in names if n.startswith(("elbo", "reconstruction_loss", "kl_local"))]
+    names = [n for n in names if n.startswith(plotted)]
+    if not names:
+        raise ValueError(
+            "model.history has none of the losses to plot (ELBO, reconstruction, KL or "
+            "contrastive_total): train the model first."
+        )
     fig, axes = plt.subplots(1, len(names), figsize=(4 * len(names), 3.5), squeeze=False)
     for ax, name in zip(axes[0], names, strict=True):
         for split in ("train", "validation"):
