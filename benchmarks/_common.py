@@ -18,31 +18,53 @@ import numpy as np
 
 
 def quiet_libraries() -> None:
-    """Silence per-fit chatter of Lightning, scvi-tools and the data libraries."""
+    """Silence the per-fit chatter of Lightning, scvi-tools, scib-metrics and the data
+    libraries."""
     import scvi
 
     scvi.settings.verbosity = logging.WARNING
     for name in ("lightning", "lightning.pytorch", "lightning.fabric"):
         logging.getLogger(name).setLevel(logging.WARNING)
     warnings.filterwarnings("ignore", category=FutureWarning)
-    warnings.filterwarnings("ignore", message=".*does not have many workers.*")
+    for message in (
+        "does not have many workers",  # Lightning: single-process data loading is the setting
+        "smaller than the logging interval",  # Lightning, on small data sets
+        "lr scheduler dict contains the key",  # Lightning, on TOTALVI's manual optimisation
+        "PCR comparison score is negative",  # scib-metrics: clipped to 0, expected for PCA
+        "Initializing zero-element tensors",  # MULTIVI's unused protein layers
+    ):
+        warnings.filterwarnings("ignore", message=f".*{message}.*")
     warnings.filterwarnings("ignore", module="anndata")
     warnings.filterwarnings("ignore", module="mudata")
 
 
+def _cpu_name() -> str:
+    """The CPU model from ``/proc/cpuinfo``, else what :mod:`platform` knows."""
+    cpuinfo = Path("/proc/cpuinfo")
+    if cpuinfo.exists():
+        for line in cpuinfo.read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    return platform.processor() or "unknown"
+
+
 def machine_info() -> dict[str, Any]:
-    """Library versions, core count and date."""
+    """CPU, core and thread counts, library versions and date."""
+    import scib_metrics
     import scvi
     import torch
 
     import omnivi
 
     return {
+        "cpu": _cpu_name(),
         "cores": os.cpu_count(),
         "torch_threads": torch.get_num_threads(),
+        "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS"),
         "python": platform.python_version(),
         "torch": torch.__version__,
         "scvi-tools": scvi.__version__,
+        "scib-metrics": scib_metrics.__version__,
         "omnivi": omnivi.__version__,
         "date": dt.datetime.now().isoformat(timespec="seconds"),
     }

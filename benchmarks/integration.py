@@ -28,19 +28,14 @@ scib-metrics scores over seeds, with the per-seed figures beside them.
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import importlib
 import json
-import logging
 import math
-import os
-import platform
 import resource
 import subprocess
 import sys
 import tempfile
 import time
-import warnings
 from collections import defaultdict
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -49,6 +44,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from _common import machine_info, quiet_libraries, scib_table
 
 BATCH_SIZE = 256
 DEFAULT_MAX_EPOCHS = 100
@@ -206,26 +202,6 @@ def peak_rss_mib() -> float:
             if line.startswith("VmHWM:"):
                 return int(line.split()[1]) / 1024  # kB
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-
-
-def quiet_libraries() -> None:
-    """Silence the per-fit chatter of Lightning, scvi-tools and the data libraries."""
-    import scvi
-
-    scvi.settings.verbosity = logging.WARNING
-    for name in ("lightning", "lightning.pytorch", "lightning.fabric"):
-        logging.getLogger(name).setLevel(logging.WARNING)
-    warnings.filterwarnings("ignore", category=FutureWarning)
-    for message in (
-        "does not have many workers",  # Lightning: single-process data loading is the setting
-        "smaller than the logging interval",  # Lightning, on small data sets
-        "lr scheduler dict contains the key",  # Lightning, on TOTALVI's manual optimisation
-        "PCR comparison score is negative",  # scib-metrics: clipped to 0, expected for PCA
-        "Initializing zero-element tensors",  # MULTIVI's unused protein layers
-    ):
-        warnings.filterwarnings("ignore", message=f".*{message}.*")
-    warnings.filterwarnings("ignore", module="mudata")
-    warnings.filterwarnings("ignore", module="anndata")
 
 
 def import_object(path: str) -> Any:
@@ -584,12 +560,8 @@ def scib_scores(task: Task, latents: dict[str, Path], data_dir: str | None) -> d
     embedding name (and ``"PCA"``), every metric and the aggregates
     ``Batch correction``, ``Bio conservation`` and ``Total`` (not min-max scaled).
     """
-    import scib_metrics
-    from scib_metrics.benchmark import Benchmarker
-
-    scib_metrics.settings.verbosity = logging.WARNING
     adata = scoring_adata(task, data_dir)
-    keys = {}
+    embeddings = {}
     for name, path in latents.items():
         saved = np.load(path)
         order = adata.obs_names.get_indexer(saved["obs_names"])
@@ -599,21 +571,9 @@ def scib_scores(task: Task, latents: dict[str, Path], data_dir: str | None) -> d
             )
         latent = np.empty((adata.n_obs, saved["latent"].shape[1]), dtype=np.float32)
         latent[order] = saved["latent"]
-        keys[name] = f"X_{name}"
-        adata.obsm[keys[name]] = latent
-    keys["PCA"] = PCA_KEY
-    bench = Benchmarker(
-        adata,
-        batch_key=task.batch_key,
-        label_key=task.label_key,
-        embedding_obsm_keys=list(keys.values()),
-        pre_integrated_embedding_obsm_key=PCA_KEY,
-        n_jobs=os.cpu_count() or 1,
-        progress_bar=False,
-    )
-    bench.benchmark()
-    table = bench.get_results(min_max_scale=False).drop(index="Metric Type").astype(float)
-    return {name: table.loc[key].to_dict() for name, key in keys.items()}
+        embeddings[name] = latent
+    embeddings["PCA"] = adata.obsm[PCA_KEY]
+    return scib_table(adata.obs, embeddings, task.batch_key, task.label_key, "PCA")
 
 
 def embedding_name(model: str, seed: int) -> str:
@@ -782,40 +742,6 @@ def profile_summary(profile: dict) -> tuple[list[str], list[list[str]], list[lis
         "the difference is the validation pass and Lightning's per-step bookkeeping.",
     ]
     return lines, phase_rows, op_rows
-
-
-def machine_info() -> dict[str, Any]:
-    """CPU, core count, library versions, date."""
-    import scib_metrics
-    import scvi
-    import torch
-
-    import omnivi
-
-    cpu = (
-        next(
-            (
-                line.split(":", 1)[1].strip()
-                for line in Path("/proc/cpuinfo").read_text().splitlines()
-                if line.startswith("model name")
-            ),
-            platform.processor() or "unknown",
-        )
-        if Path("/proc/cpuinfo").exists()
-        else platform.processor()
-    )
-    return {
-        "cpu": cpu,
-        "cores": os.cpu_count(),
-        "torch_threads": torch.get_num_threads(),
-        "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS"),
-        "python": platform.python_version(),
-        "torch": torch.__version__,
-        "scvi-tools": scvi.__version__,
-        "scib-metrics": scib_metrics.__version__,
-        "omnivi": getattr(omnivi, "__version__", "unknown"),
-        "date": dt.datetime.now().isoformat(timespec="seconds"),
-    }
 
 
 def settings(args: argparse.Namespace) -> dict[str, Any]:
