@@ -6,11 +6,10 @@ from collections.abc import Mapping
 
 import numpy as np
 import pandas as pd
-from anndata import AnnData
 from mudata import MuData
 from scipy import sparse
 
-from omnivi.data._validation import get_matrix
+from omnivi.data._validation import check_unique_cells, get_matrix, matrix_anndata
 
 #: ``.obsm`` key of the padded MuData holding which modalities each cell has (cells x mods).
 MODALITY_MASK_OBSM_KEY = "_omnivi_modality_mask"
@@ -46,13 +45,12 @@ def pad_mosaic(mdata: MuData, layers: Mapping[str, str | None]) -> MuData:
         Modality name in ``mdata`` -> layer holding its data (``None`` for ``.X``); the data
         is kept under the same layer in the padded object.
     """
+    check_unique_cells(mdata, layers)
     presence = modality_presence(mdata, list(layers))
     obs = mdata.obs.copy()
     modalities = {}
     for mod, layer in layers.items():
         source = mdata.mod[mod]
-        if source.obs_names.has_duplicates:
-            raise ValueError(f"Modality {mod!r} has duplicate cell names; make them unique.")
         matrix = sparse.csr_matrix(get_matrix(source, layer), dtype=np.float32)
         rows = np.full(mdata.n_obs, -1)
         rows[presence[mod].to_numpy()] = source.obs_names.get_indexer(
@@ -66,13 +64,7 @@ def pad_mosaic(mdata: MuData, layers: Mapping[str, str | None]) -> MuData:
             shape=(mdata.n_obs, source.n_obs),
         )
         padded = sparse.csr_matrix(gather @ matrix)
-        adata = AnnData(obs=obs.copy(), var=source.var.copy())
-        if layer is None:
-            adata.X = padded
-        else:
-            adata.X = sparse.csr_matrix(padded.shape, dtype=np.float32)
-            adata.layers[layer] = padded
-        modalities[mod] = adata
+        modalities[mod] = matrix_anndata(padded, layer, obs.copy(), source.var.copy())
     result = MuData(modalities)
     result.obs = obs
     result.obsm[MODALITY_MASK_OBSM_KEY] = presence.to_numpy(dtype=np.float32)

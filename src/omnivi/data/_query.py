@@ -10,7 +10,7 @@ from anndata import AnnData
 from mudata import MuData
 from scipy import sparse
 
-from omnivi.data._validation import get_matrix
+from omnivi.data._validation import get_matrix, matrix_anndata
 
 #: Below this fraction of the reference's features present in the query, a warning is given.
 MIN_SHARED_FEATURE_FRACTION = 0.8
@@ -58,22 +58,13 @@ def align_features(
         shape=(adata.n_vars, len(features)),
     )
     aligned = sparse.csr_matrix(matrix @ selector)
-    result = AnnData(obs=adata.obs.copy(), var=pd.DataFrame(index=features.copy()))
-    if layer is None:
-        result.X = aligned
-    else:
-        result.X = sparse.csr_matrix(aligned.shape, dtype=np.float32)
-        result.layers[layer] = aligned
-    return result
+    return matrix_anndata(aligned, layer, adata.obs.copy(), pd.DataFrame(index=features.copy()))
 
 
 def empty_modality(features: pd.Index, layer: str | None) -> AnnData:
     """Return an AnnData with no cells and ``features``: a modality the query lacks."""
     matrix = sparse.csr_matrix((0, len(features)), dtype=np.float32)
-    result = AnnData(X=matrix.copy(), var=pd.DataFrame(index=pd.Index(features).copy()))
-    if layer is not None:
-        result.layers[layer] = matrix
-    return result
+    return matrix_anndata(matrix, layer, var=pd.DataFrame(index=pd.Index(features).copy()))
 
 
 def check_same_features(data: AnnData | MuData, features, model_name: str) -> None:

@@ -1,4 +1,4 @@
-"""Checks run on user input before anything is registered or trained.
+"""Checks run on user input before anything is registered or trained; matrix accessors.
 
 Every check only reads the user's object. A failing check raises an error that names the
 problem and how to fix it, so nothing is left half-registered.
@@ -44,6 +44,27 @@ def get_matrix(adata: AnnData, layer: str | None):
             "them, or None to use `.X`."
         )
     return adata.layers[layer]
+
+
+def matrix_anndata(matrix: sp.csr_matrix, layer: str | None, obs=None, var=None) -> AnnData:
+    """Return a new AnnData holding ``matrix`` where :func:`get_matrix` reads it.
+
+    Parameters
+    ----------
+    matrix
+        Cells x features (sparse).
+    layer
+        Layer to put it in, with an all-zero sparse ``.X`` beside it; ``None`` for ``.X``.
+    obs, var
+        The new object's ``.obs`` and ``.var``.
+    """
+    adata = AnnData(obs=obs, var=var)
+    if layer is None:
+        adata.X = matrix
+    else:
+        adata.X = sp.csr_matrix(matrix.shape, dtype=matrix.dtype)
+        adata.layers[layer] = matrix
+    return adata
 
 
 def check_finite(matrix, where: str) -> None:
@@ -172,6 +193,24 @@ def check_global_obs_keys(
             )
 
 
+def check_unique_cells(mdata: MuData, mod_keys: Iterable[str]) -> None:
+    """Raise if one of ``mod_keys`` names a cell twice.
+
+    Parameters
+    ----------
+    mdata
+        The user's MuData.
+    mod_keys
+        Modalities to check.
+    """
+    for mod in mod_keys:
+        if mdata.mod[mod].obs_names.has_duplicates:
+            raise ValueError(
+                f"Modality {mod!r} has duplicate cell names; make them unique, e.g. "
+                f"mdata.mod[{mod!r}].obs_names_make_unique()."
+            )
+
+
 def check_cell_order(mdata: MuData, mod_keys: Iterable[str]) -> None:
     """Raise unless each of ``mod_keys`` stores ``mdata``'s cells once each, in its order.
 
@@ -182,13 +221,10 @@ def check_cell_order(mdata: MuData, mod_keys: Iterable[str]) -> None:
     mod_keys
         Modalities to check.
     """
+    mod_keys = list(mod_keys)
+    check_unique_cells(mdata, mod_keys)
     for mod in mod_keys:
         modality = mdata.mod[mod]
-        if modality.obs_names.has_duplicates:
-            raise ValueError(
-                f"Modality {mod!r} has duplicate cell names; make them unique, e.g. "
-                f"mdata.mod[{mod!r}].obs_names_make_unique()."
-            )
         if not modality.obs_names.equals(mdata.obs_names):
             raise ValueError(
                 f"Modality {mod!r} stores the cells in another order than the MuData, so its "

@@ -59,8 +59,9 @@ class AnnotationMixin:
         codes = self._registered_codes()
         n_labels = objective.class_weights.numel()
         weights = inverse_frequency_weights(codes, n_labels, self.unlabeled_code)
-        matrices = [self.adata_manager.get_from_registry(key) for key in self._modality_keys()]
-        distances = reference_centroid_distances(matrices, codes, n_labels, self.unlabeled_code)
+        distances = reference_centroid_distances(
+            self._input_matrices(), codes, n_labels, self.unlabeled_code
+        )
         objective.class_weights.copy_(torch.as_tensor(weights))
         objective.reference_distances.copy_(torch.as_tensor(distances))
 

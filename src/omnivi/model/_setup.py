@@ -14,7 +14,6 @@ from omnivi.data._mosaic import MODALITY_MASK_OBSM_KEY
 from omnivi.data._validation import (
     check_cell_order,
     check_finite,
-    check_modalities,
     check_obs_columns,
     get_matrix,
 )
@@ -93,6 +92,10 @@ def mudata_fields(
 ) -> list:
     """Validate a MuData and return the fields that register it.
 
+    The modality names in ``modalities`` must exist in ``mdata``
+    (:func:`~omnivi.data._validation.check_modalities`, run by ``setup_mudata`` before it
+    looks for mosaic data).
+
     Parameters
     ----------
     mdata
@@ -122,7 +125,6 @@ def mudata_fields(
             "No modality given. Name at least one in `modalities`, e.g. "
             "modalities={'rna_layer': 'rna', 'protein_layer': 'adt', 'atac_layer': 'atac'}."
         )
-    check_modalities(mdata, modalities)
     if not mosaic:
         check_cell_order(mdata, [modalities[LAYER_ARGS[m]] for m in present])
     for arg in _OBS_ARGS:
