@@ -37,7 +37,7 @@ import time
 from typing import Any
 
 import numpy as np
-from _common import command_line, machine_info, quiet_libraries, scib_table
+from _common import command_line, machine_info, quiet_libraries, scib_scores
 
 DATASET = "mop_rna_atac"
 BATCH_KEY, LABEL_KEY = "sample", "cell_type"
@@ -219,7 +219,7 @@ def novelty_scores(model, query, is_novel: np.ndarray) -> dict[str, float]:
     }
 
 
-def scib_scores(adata, embeddings: dict[str, np.ndarray]) -> dict[str, dict[str, float]]:
+def scib_with_pca(adata, embeddings: dict[str, np.ndarray]) -> dict[str, dict[str, float]]:
     """scib-metrics of each embedding (and an unintegrated PCA) on all cells."""
     import scanpy as sc
 
@@ -227,7 +227,7 @@ def scib_scores(adata, embeddings: dict[str, np.ndarray]) -> dict[str, dict[str,
     sc.pp.normalize_total(scored, target_sum=1e4)
     sc.pp.log1p(scored)
     pca = sc.pp.pca(scored.X, n_comps=N_PCS, random_state=SEED)
-    return scib_table(adata.obs, {"PCA": pca, **embeddings}, BATCH_KEY, LABEL_KEY, "PCA")
+    return scib_scores(adata.obs, {"PCA": pca, **embeddings}, BATCH_KEY, LABEL_KEY, "PCA")
 
 
 # ------------------------------------------------------------------------- loss speed
@@ -360,7 +360,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         print(f"  {name}: macro F1 {scores['macro_f1']:.3f}", flush=True)
 
     print("--- scib-metrics of the embeddings", flush=True)
-    results["scib"] = scib_scores(adata, embeddings)
+    results["scib"] = scib_with_pca(adata, embeddings)
 
     print("--- loss speed", flush=True)
     torch.manual_seed(SEED)

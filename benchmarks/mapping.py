@@ -27,7 +27,7 @@ import time
 from typing import Any
 
 import numpy as np
-from _common import command_line, machine_info, quiet_libraries, scib_table
+from _common import command_line, machine_info, quiet_libraries, scib_scores
 
 DATASET = "mop_rna_atac"
 BATCH_KEY, LABEL_KEY = "sample", "cell_type"
@@ -153,7 +153,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         latents[name] = outcome["latent"]
         print(f"  {results['labels'][name]}, {outcome['seconds']}", flush=True)
     latents["PCA (unintegrated)"] = unintegrated_pca(mdata)
-    results["scib"] = scib_table(mdata.obs, latents, BATCH_KEY, LABEL_KEY, "PCA (unintegrated)")
+    results["scib"] = scib_scores(mdata.obs, latents, BATCH_KEY, LABEL_KEY, "PCA (unintegrated)")
     results.update(
         machine=machine_info(),
         quick=args.quick,

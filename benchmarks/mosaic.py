@@ -27,7 +27,7 @@ import time
 from typing import Any
 
 import numpy as np
-from _common import command_line, machine_info, quiet_libraries, scib_table
+from _common import command_line, machine_info, quiet_libraries, scib_scores
 
 SEED = 0
 HIDDEN_FRACTION = 0.2
@@ -96,7 +96,7 @@ def mosaic_integration(data_dir: str | None, epochs: int) -> dict[str, Any]:
         "cells": int(mdata.n_obs),
         "cells_with_latent": int(np.isfinite(latents["OmniVI"]).all(axis=1).sum()),
         "train_seconds": seconds,
-        "scib": scib_table(mdata.obs, latents, "batch", "celltype", "PCA (padded)"),
+        "scib": scib_scores(mdata.obs, latents, "batch", "celltype", "PCA (padded)"),
         "label_transfer": transfer,
     }
 

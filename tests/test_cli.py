@@ -78,5 +78,5 @@ def test_fit_rejects_unrecognised_modalities(tmp_path):
 
 def test_parse_modalities():
     assert _parse_modalities("rna=gex,protein=adt") == {"rna": "gex", "protein": "adt"}
-    with pytest.raises(Exception, match="MODALITY=NAME"):
+    with pytest.raises(Exception, match="KEY=VALUE"):
         _parse_modalities("rna")

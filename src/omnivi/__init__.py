@@ -2,11 +2,11 @@
 
 from importlib.metadata import PackageNotFoundError, version
 
-from . import data, model, module, nn, pl, pp, tl
+from . import benchmark, data, model, module, nn, pl, pp, tl
 
 try:
     __version__ = version("omnivi")
 except PackageNotFoundError:  # pragma: no cover - running from a source tree
     __version__ = "0.0.0"
 
-__all__ = ["data", "model", "module", "nn", "pl", "pp", "tl"]
+__all__ = ["benchmark", "data", "model", "module", "nn", "pl", "pp", "tl"]

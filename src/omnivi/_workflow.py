@@ -6,9 +6,7 @@ import json
 import logging
 from pathlib import Path
 
-import anndata as ad
 import numpy as np
-import scanpy as sc
 from mudata import MuData
 
 from omnivi import pl, tl
@@ -124,15 +122,13 @@ def report(
     out_dir.mkdir(parents=True, exist_ok=True)
     latent = mdata.obsm[LATENT_OBSM_KEY]
     names = list(mdata.mod)
-    view = ad.AnnData(obs=mdata.obs[[]].copy(), obsm={LATENT_OBSM_KEY: latent})
+    obs = mdata.obs[[]].copy()
     color = [k for k in (labels_key, batch_key) if k is not None]
     for key in color:
-        view.obs[key] = _obs_column(mdata, key, names)
-    sc.pp.neighbors(view, use_rep=LATENT_OBSM_KEY)
-    sc.tl.umap(view, random_state=0)
-    mdata.obsm["X_umap"] = view.obsm["X_umap"]
+        obs[key] = _obs_column(mdata, key, names)
+    mdata.obsm["X_umap"] = tl.umap(latent)
     if color:
-        pl.embedding(view.obsm["X_umap"], view.obs, color, title="OmniVI latent").savefig(
+        pl.embedding(mdata.obsm["X_umap"], obs, color, title="OmniVI latent").savefig(
             out_dir / "umap.png", dpi=120, bbox_inches="tight"
         )
     pl.loss_curves(model.history).savefig(out_dir / "loss.png", dpi=120, bbox_inches="tight")
@@ -145,8 +141,8 @@ def report(
         **(extra_metrics or {}),
     }
     if labels_key is not None:
-        metrics["knn_label_accuracy"] = tl.knn_label_accuracy(latent, view.obs[labels_key])
-    if batch_key is not None and view.obs[batch_key].nunique() > 1:
-        metrics["batch_mixing_entropy"] = tl.batch_mixing_entropy(latent, view.obs[batch_key])
+        metrics["knn_label_accuracy"] = tl.knn_label_accuracy(latent, obs[labels_key])
+    if batch_key is not None and obs[batch_key].nunique() > 1:
+        metrics["batch_mixing_entropy"] = tl.batch_mixing_entropy(latent, obs[batch_key])
     (out_dir / "metrics.json").write_text(json.dumps(metrics, indent=2))
     return metrics

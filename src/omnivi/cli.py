@@ -1,4 +1,4 @@
-"""The ``omnivi`` command line: ``omnivi demo`` and ``omnivi fit``."""
+"""The ``omnivi`` command line: ``omnivi demo``, ``omnivi fit`` and ``omnivi benchmark``."""
 
 from __future__ import annotations
 
@@ -19,10 +19,22 @@ def _parse_modalities(text: str) -> dict[str, str]:
     pairs = [item.split("=", 1) for item in text.split(",") if item]
     if any(len(pair) != 2 for pair in pairs):
         raise argparse.ArgumentTypeError(
-            "--modalities takes MODALITY=NAME pairs separated by commas, e.g. "
-            f"rna=gex,protein=adt; got {text!r}."
+            "expected KEY=VALUE pairs separated by commas, e.g. rna=gex,protein=adt; got "
+            f"{text!r}."
         )
-    return {modality.strip(): name.strip() for modality, name in pairs}
+    return {key.strip(): value.strip() for key, value in pairs}
+
+
+def _parse_epoch_caps(text: str) -> int | dict[str, int]:
+    """Parse ``300`` (every neural method) or ``multivi=300,scvi=200`` (per method)."""
+    if "=" not in text:
+        return int(text)
+    try:
+        return {key: int(value) for key, value in _parse_modalities(text).items()}
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(
+            f"--max-epochs takes a number or METHOD=N pairs, e.g. multivi=300; got {text!r}."
+        ) from error
 
 
 def _pca_baseline(mdata, n_comps: int = 20):
@@ -92,6 +104,55 @@ def run_fit(args: argparse.Namespace) -> dict:
     return metrics
 
 
+def run_benchmark(args: argparse.Namespace) -> dict:
+    """Compare integration methods on the user's file; return the summary of each method."""
+    from omnivi.benchmark import benchmark
+
+    results = benchmark(
+        args.input,
+        batch_key=args.batch_key,
+        label_key=args.label_key,
+        modalities=args.modalities,
+        layers=args.layers,
+        methods=args.methods.split(",") if args.methods else None,
+        out_dir=args.out,
+        name=args.name,
+        seeds=args.seeds,
+        max_epochs=args.max_epochs,
+        speed_epochs=args.speed_epochs,
+        threads=args.threads,
+        save_embeddings=args.save_embeddings,
+    )
+    return {
+        method["name"]: {
+            k: method["summary"]["scib"][k]
+            for k in ("Bio conservation", "Batch correction", "Total")
+        }
+        for method in results["methods"].values()
+        if method["summary"]["n_runs"]
+    }
+
+
+BENCHMARK_EPILOG = """\
+methods (--methods, comma-separated; default: every method the data allows):
+  classic     pca, harmony_pca, concat_pca, harmony_concat_pca,
+              padded_pca, harmony_padded_pca (mosaic data)
+  scvi-tools  scvi, scanvi (supervised, from the SCVI model), totalvi (RNA + protein),
+              multivi (RNA + ATAC)
+  omnivi      omnivi (VAE), omnivi_ae (autoencoder),
+              omnivi_contrastive (supervised), omnicl (supervised)
+
+Every method runs in its own process at its own defaults (plain train(): its own epochs,
+early stopping, batch size, learning rate); only the seed, the thread count and the caps
+of --max-epochs are set. Writes OUT/NAME.json (every figure), OUT/NAME.md (tables) and
+OUT/NAME.png (UMAPs by cell type and batch). Needs: pip install 'omnivi[benchmark]'.
+
+example:
+  omnivi benchmark bmmc.h5mu --out bench/ --batch-key batch --label-key cell_type \\
+      --modalities rna=rna,protein=adt --seeds 0 1 2
+"""
+
+
 def build_parser() -> argparse.ArgumentParser:
     """Build the argument parser of the ``omnivi`` command."""
     parser = argparse.ArgumentParser(prog="omnivi", description=__doc__)
@@ -122,18 +183,72 @@ def build_parser() -> argparse.ArgumentParser:
     )
     fit.add_argument("--figures", default=None, help="folder for figures and metrics")
     fit.add_argument("--save-model", default=None, help="folder to save the trained model")
+
+    bench = commands.add_parser(
+        "benchmark",
+        help="compare integration methods on a file, each at its own defaults (scib-metrics)",
+        description="Fit classic, scvi-tools and omnivi integration methods on one data set "
+        "and score their embeddings side by side with scib-metrics.",
+        epilog=BENCHMARK_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    bench.add_argument("input", type=Path, help="input .h5mu or .h5ad (RNA) of raw counts")
+    bench.add_argument("--out", required=True, type=Path, help="folder for the results")
+    bench.add_argument("--batch-key", required=True, help="obs column of batches")
+    bench.add_argument("--label-key", required=True, help="obs column of cell types")
+    bench.add_argument(
+        "--modalities",
+        type=_parse_modalities,
+        default=None,
+        help="which modality is which, e.g. rna=gex,protein=adt; a subset benchmarks those "
+        "alone, e.g. rna=rna (default: all, by name)",
+    )
+    bench.add_argument(
+        "--layers",
+        type=_parse_modalities,
+        default=None,
+        help="layer of raw counts per modality, e.g. rna=counts (default: .X)",
+    )
+    bench.add_argument("--methods", default=None, help="comma-separated method keys (below)")
+    bench.add_argument("--seeds", type=int, nargs="+", default=[0], help="one fit per seed")
+    bench.add_argument(
+        "--max-epochs",
+        type=_parse_epoch_caps,
+        default=None,
+        help="cap on epochs: N for every neural method, or per method, e.g. multivi=300; "
+        "a capped row says so (default: each method's own)",
+    )
+    bench.add_argument(
+        "--speed-epochs",
+        type=int,
+        default=None,
+        help="also time OmniVI against each scvi-tools peer at batch size 256 for this many "
+        "epochs",
+    )
+    bench.add_argument("--threads", type=int, default=None, help="torch threads per fit")
+    bench.add_argument("--name", default=None, help="file name of the results (default: input's)")
+    bench.add_argument(
+        "--save-embeddings",
+        action="store_true",
+        help="also write NAME_embeddings.h5ad with every embedding and UMAP",
+    )
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     """Run the ``omnivi`` command line."""
     matplotlib.use("Agg")
-    logging.basicConfig(level=logging.INFO, format="omnivi: %(message)s", stream=sys.stderr)
+    # omnivi's messages only: libraries' info-level messages (scib-metrics logs to the root
+    # logger) stay quiet
+    logging.basicConfig(level=logging.WARNING, format="omnivi: %(message)s", stream=sys.stderr)
+    logger.setLevel(logging.INFO)
     args = build_parser().parse_args(argv)
     if args.command == "demo":
         metrics = run_demo(args.out, args.n_cells, args.max_epochs, args.seed)
-    else:
+    elif args.command == "fit":
         metrics = run_fit(args)
+    else:
+        metrics = run_benchmark(args)
     print(json.dumps(metrics, indent=2))
     logger.info("Results written to %s", args.out)
     return 0
