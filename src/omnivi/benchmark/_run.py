@@ -192,6 +192,56 @@ def _speed_runs(
     return rows
 
 
+def _fit_all(
+    workdir: Path,
+    selected: list[Method],
+    seeds: Sequence[int],
+    caps: dict[str, int],
+    threads: int | None,
+    obs_names: pd.Index,
+) -> tuple[dict[str, list[dict[str, Any]]], dict[str, np.ndarray]]:
+    """Fit every method once per seed; return the records and embeddings (``key@seed``).
+
+    A scvi-tools peer's cap is raised to the most epochs an omnivi model ran on that seed
+    (omnivi's models run first).
+    """
+    runs: dict[str, list[dict[str, Any]]] = {m.key: [] for m in selected}
+    embeddings: dict[str, np.ndarray] = {}
+    step, n_fits = 0, len(selected) * len(seeds)
+    for seed in seeds:
+        omnivi_epochs = 0
+        for method in selected:
+            step += 1
+            cap = caps.get(method.key)
+            if cap is not None and method.family == "scvi-tools":
+                cap = max(cap, omnivi_epochs)
+            print(f"[{step}/{n_fits}] {method.name}, seed {seed}", flush=True)
+            record, prefix = _run_worker(workdir, method, seed, "fit", cap, threads=threads)
+            print(_done_line(record), flush=True)
+            record["seed"] = seed
+            runs[method.key].append(record)
+            if record["status"] != "ok":
+                continue
+            embeddings[f"{method.key}@{seed}"] = _aligned(prefix, obs_names)
+            if method.family == "omnivi" and record["training"]:
+                omnivi_epochs = max(omnivi_epochs, record["training"]["epochs_run"])
+    return runs, embeddings
+
+
+def _first_seed_embeddings(
+    selected: list[Method], seeds: Sequence[int], embeddings: dict[str, np.ndarray]
+) -> dict[str, np.ndarray]:
+    """Return each method's embedding of its first seed that succeeded (the ones pictured)."""
+    shown = {}
+    for method in selected:
+        found = [
+            embeddings[f"{method.key}@{s}"] for s in seeds if f"{method.key}@{s}" in embeddings
+        ]
+        if found:
+            shown[method.key] = found[0]
+    return shown
+
+
 def benchmark(
     path: str | Path,
     batch_key: str,
@@ -270,9 +320,6 @@ def benchmark(
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     obs = load_obs(data)
-    runs: dict[str, list[dict[str, Any]]] = {m.key: [] for m in selected}
-    embeddings: dict[str, np.ndarray] = {}
-    n_fits = len(selected) * len(seeds)
     print(
         f"omnivi benchmark: {data.name}, {data.n_cells:,} cells, modalities "
         f"{', '.join(data.modalities)}{' (mosaic)' if data.mosaic else ''}; "
@@ -282,49 +329,28 @@ def benchmark(
     with tempfile.TemporaryDirectory(prefix="omnivi-benchmark-") as tmp:
         workdir = Path(tmp)
         (workdir / "data.json").write_text(data.to_json())
-        step = 0
-        for seed in seeds:
-            omnivi_epochs = 0
-            for method in selected:
-                step += 1
-                cap = caps.get(method.key)
-                if cap is not None and method.family == "scvi-tools":
-                    cap = max(cap, omnivi_epochs)
-                print(f"[{step}/{n_fits}] {method.name}, seed {seed}", flush=True)
-                record, prefix = _run_worker(workdir, method, seed, "fit", cap, threads=threads)
-                print(_done_line(record), flush=True)
-                record["seed"] = seed
-                runs[method.key].append(record)
-                if record["status"] != "ok":
-                    continue
-                embeddings[f"{method.key}@{seed}"] = _aligned(prefix, obs.index)
-                if method.family == "omnivi" and record["training"]:
-                    omnivi_epochs = max(omnivi_epochs, record["training"]["epochs_run"])
+        runs, embeddings = _fit_all(workdir, selected, seeds, caps, threads, obs.index)
         speed = []
         if speed_epochs:
             speed = _speed_runs(data, selected, workdir, speed_epochs, seeds[0], threads)
 
-    baseline = f"{BASELINE[data.mosaic]}@{seeds[0]}"
-    if baseline not in embeddings:
-        raise RuntimeError(f"The unintegrated baseline failed: {runs[BASELINE[data.mosaic]]}")
+    baseline = BASELINE[data.mosaic]
+    if f"{baseline}@{seeds[0]}" not in embeddings:
+        raise RuntimeError(f"The unintegrated baseline failed: {runs[baseline][0]['error']}")
     print(f"scib-metrics: scoring {len(embeddings)} embeddings", flush=True)
     scored_at = time.perf_counter()
-    scores = scib_scores(obs, embeddings, batch_key, label_key, unintegrated=baseline)
+    scores = scib_scores(obs, embeddings, batch_key, label_key, f"{baseline}@{seeds[0]}")
     scib_seconds = time.perf_counter() - scored_at
     for key, records in runs.items():
         for record in records:
             record["scib"] = scores.get(f"{key}@{record['seed']}")
 
-    first = {
-        m.key: embeddings[f"{m.key}@{runs[m.key][0]['seed']}"]
-        for m in selected
-        if f"{m.key}@{runs[m.key][0]['seed']}" in embeddings
-    }
-    print(f"UMAP of {len(first)} embeddings", flush=True)
-    umaps = {key: tl.umap(embedding) for key, embedding in first.items()}
-    figure = umap_figure(umaps, obs, label_key, batch_key)
-    figure.savefig(out_dir / f"{name}.png", dpi=100, bbox_inches="tight")
-
+    shown = _first_seed_embeddings(selected, seeds, embeddings)
+    print(f"UMAP of {len(shown)} embeddings", flush=True)
+    umaps = {key: tl.umap(embedding) for key, embedding in shown.items()}
+    umap_figure(umaps, obs, label_key, batch_key).savefig(
+        out_dir / f"{name}.png", dpi=100, bbox_inches="tight"
+    )
     results = {
         "name": name,
         "data": {**asdict(data), "name": data.name},
@@ -334,7 +360,7 @@ def benchmark(
             "max_epochs": caps,
             "speed_epochs": speed_epochs,
             "threads": threads,
-            "unintegrated": BASELINE[data.mosaic],
+            "unintegrated": baseline,
         },
         "methods": {
             m.key: {
@@ -360,7 +386,7 @@ def benchmark(
     (out_dir / f"{name}.md").write_text(markdown_report(results))
     if save_embeddings:
         saved = ad.AnnData(obs=obs.copy())
-        for key, embedding in first.items():
+        for key, embedding in shown.items():
             saved.obsm[f"X_{key}"] = embedding
             saved.obsm[f"X_{key}_umap"] = umaps[key]
         saved.write_h5ad(out_dir / f"{name}_embeddings.h5ad")
