@@ -231,7 +231,7 @@ def scib_with_pca(adata, embeddings: dict[str, np.ndarray]) -> dict[str, dict[st
 
 
 # ------------------------------------------------------------------------- loss speed
-def looped_contrastive_loss(objective, z, labels, batches):
+def looped_contrastive_loss(objective, z, labels, batches, class_weights, reference_distances):
     """The three contrastive terms with a Python loop over anchor cells (reference only)."""
     import torch
     import torch.nn.functional as F
@@ -239,7 +239,7 @@ def looped_contrastive_loss(objective, z, labels, batches):
     temperature = objective.temperature
     unit = F.normalize(z, dim=-1)
     n = len(z)
-    cell_type_terms, cell_type_weights, info_nce = [], [], []
+    cell_type_terms, cell_type_weights, same_batch_share = [], [], []
     for i in range(n):
         similarities = torch.stack([unit[i] @ unit[j] / temperature for j in range(n) if j != i])
         others = [j for j in range(n) if j != i]
@@ -247,24 +247,22 @@ def looped_contrastive_loss(objective, z, labels, batches):
         positive = [k for k, j in enumerate(others) if labels[j] == labels[i]]
         if positive:
             cell_type_terms.append(-log_prob[positive].mean())
-            cell_type_weights.append(objective.class_weights[labels[i]])
+            cell_type_weights.append(class_weights[labels[i]])
         same_type = [k for k, j in enumerate(others) if labels[j] == labels[i]]
         same_batch = [k for k in same_type if batches[others[k]] == batches[i]]
         if same_batch and len(same_batch) < len(same_type):
-            info_nce.append(
-                torch.logsumexp(similarities[same_type], 0)
-                - torch.logsumexp(similarities[same_batch], 0)
+            same_batch_share.append(
+                torch.exp(similarities[same_batch]).sum()
+                / torch.exp(similarities[same_type]).sum()
             )
     weights = torch.stack(cell_type_weights)
     cell_type = (weights * torch.stack(cell_type_terms)).sum() / weights.sum()
-    batch = 1.0 / torch.stack(info_nce).mean()
+    batch = torch.stack(same_batch_share).mean()
     present = sorted(set(labels.tolist()))
     centroids = torch.stack([z[labels == code].mean(0) for code in present])
     pairs = [(a, b) for a in range(len(present)) for b in range(a + 1, len(present))]
     distances = torch.stack([torch.dist(centroids[a], centroids[b]) for a, b in pairs])
-    reference = torch.stack(
-        [objective.reference_distances[present[a], present[b]] for a, b in pairs]
-    )
+    reference = torch.stack([reference_distances[present[a], present[b]] for a, b in pairs])
     centroid = torch.mean((distances / distances.max() - reference / reference.max()) ** 2)
     weights = objective.weights
     return (
@@ -280,6 +278,8 @@ def time_loss(model, reference, n_repeats: int) -> dict[str, float]:
     from scvi import REGISTRY_KEYS
 
     objective = model.module.contrastive
+    statistics = model.trainer.lightning_module.loss_kwargs  # the training cells' weights
+    weights, distances = statistics["class_weights"].cpu(), statistics["reference_distances"].cpu()
     rng = np.random.default_rng(SEED)
     cells = rng.choice(reference.n_obs, BATCH_SIZE, replace=False)
     z = torch.as_tensor(model.get_latent_representation(indices=cells))
@@ -300,8 +300,12 @@ def time_loss(model, reference, n_repeats: int) -> dict[str, float]:
             times.append(time.perf_counter() - start)
         return float(np.median(times)), float(value)
 
-    vectorised_s, vectorised = timed(lambda: objective(z, labels, batches)["total"])
-    looped_s, looped = timed(lambda: looped_contrastive_loss(objective, z, labels, batches))
+    vectorised_s, vectorised = timed(
+        lambda: objective(z, labels, batches, weights, distances)["total"]
+    )
+    looped_s, looped = timed(
+        lambda: looped_contrastive_loss(objective, z, labels, batches, weights, distances)
+    )
     if not np.isclose(vectorised, looped, rtol=1e-4, atol=1e-5):
         raise AssertionError(f"Vectorised loss {vectorised} != looped loss {looped}.")
     return {

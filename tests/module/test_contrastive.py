@@ -67,8 +67,18 @@ def test_batch_mixing_loss_matches_hand_computation():
         return -math.log(p / (p + n))
 
     # anchors 0 and 1 have a same-batch and an other-batch cell; anchor 2 has no positive
-    expected = 1 / ((info_nce(0, 1, 2) + info_nce(1, 0, 2)) / 2)
+    expected = (math.exp(-info_nce(0, 1, 2)) + math.exp(-info_nce(1, 0, 2))) / 2
     assert batch_mixing_loss(z, labels, batches, t).item() == pytest.approx(expected, rel=1e-5)
+
+
+def test_batch_mixing_loss_is_bounded_and_keeps_a_gradient_when_batches_separate():
+    labels = torch.zeros(20, dtype=torch.long)
+    batches = torch.arange(2).repeat_interleave(10)
+    z = (_two_clusters() * 50).requires_grad_(True)  # far apart: batches fully separated
+    loss = batch_mixing_loss(z, labels, batches, 0.1)
+    loss.backward()
+    assert 0.99 < loss.item() <= 1.0  # the reciprocal-InfoNCE form gave values in the hundreds
+    assert torch.isfinite(z.grad).all()
 
 
 def test_centroid_loss_is_zero_for_the_reference_geometry_and_positive_otherwise():
@@ -93,8 +103,8 @@ def test_centroid_loss_is_zero_for_the_reference_geometry_and_positive_otherwise
 def test_degenerate_minibatches_give_finite_losses_and_gradients(labels, batches):
     labels, batches = torch.tensor(labels), torch.tensor(batches)
     z = torch.randn(len(labels), 5, requires_grad=True)
-    objective = ContrastiveObjective(torch.ones(4), reference_distances=torch.rand(4, 4))
-    terms = objective(z, labels, batches)
+    objective = ContrastiveObjective()
+    terms = objective(z, labels, batches, torch.ones(4), torch.rand(4, 4))
     terms["total"].backward()
     assert all(torch.isfinite(value) for value in terms.values())
     assert torch.isfinite(z.grad).all()
@@ -104,34 +114,39 @@ def test_degenerate_minibatches_give_finite_losses_and_gradients(labels, batches
         assert terms["centroid"].item() == 0.0
 
 
-def test_objective_weights_terms_and_learns_a_clamped_temperature():
+def test_objective_weights_terms_and_learns_a_bounded_temperature():
     labels = torch.tensor([0, 0, 1, 1, 2, 2])
     batches = torch.tensor([0, 1, 0, 1, 0, 1])
     z = torch.randn(6, 4)
-    objective = ContrastiveObjective(
-        torch.ones(3),
-        reference_distances=torch.rand(3, 3),
-        cell_type_weight=2.0,
-        batch_weight=0.5,
-        centroid_weight=3.0,
-    )
-    terms = objective(z, labels, batches)
+    objective = ContrastiveObjective(cell_type_weight=2.0, batch_weight=0.5, centroid_weight=3.0)
+    statistics = (torch.ones(3), torch.rand(3, 3))  # class weights, reference geometry
+    terms = objective(z, labels, batches, *statistics)
     expected = 2.0 * terms["cell_type"] + 0.5 * terms["batch"] + 3.0 * terms["centroid"]
     torch.testing.assert_close(terms["total"], expected)
     terms["total"].backward()
     assert objective.raw_temperature.grad is not None
-    with torch.no_grad():
-        objective.raw_temperature.fill_(50.0)
-    assert objective.temperature.item() == 2.0
-    with pytest.raises(ValueError, match="temperature"):
-        ContrastiveObjective(torch.ones(3), temperature=0.01)
+    assert objective.temperature.item() == pytest.approx(0.25)
+    for raw in (-8.0, 8.0):  # near either end of the range, the gradient is still there
+        with torch.no_grad():
+            objective.raw_temperature.fill_(raw)
+        objective.raw_temperature.grad = None
+        objective(z, labels, batches, *statistics)["total"].backward()
+        assert 0.1 < objective.temperature.item() < 2.0
+        assert objective.raw_temperature.grad.abs().item() > 0
+    for temperature in (0.01, 0.1, 2.0):
+        with pytest.raises(ValueError, match="temperature"):
+            ContrastiveObjective(temperature=temperature)
 
 
 def test_objective_without_reference_skips_the_centroid_term():
-    objective = ContrastiveObjective(torch.ones(2))
-    terms = objective(torch.randn(4, 3), torch.tensor([0, 0, 1, 1]), torch.tensor([0, 1, 0, 1]))
+    objective = ContrastiveObjective()
+    z, labels = torch.randn(4, 3), torch.tensor([0, 0, 1, 1])
+    terms = objective(z, labels, torch.tensor([0, 1, 0, 1]))
     assert terms["centroid"].item() == 0.0
-    assert objective.weights["centroid"] == 0.0
+    # without class weights every anchor weighs the same
+    torch.testing.assert_close(
+        terms["cell_type"], cell_type_contrastive_loss(z, labels, objective.temperature)
+    )
 
 
 def test_contrastive_encoder_hides_one_modality_only_while_training():

@@ -135,13 +135,15 @@ def test_normal_mode_samples_while_training_and_uses_mean_in_eval():
 def test_atac_region_subsampled_loss_is_unbiased():
     """The mean of many subsampled training NLLs matches the full NLL of evaluation.
 
-    Dropout, batch norm and a sampled latent would make training and evaluation differ for
-    other reasons; they are switched off so that region sampling is the only difference.
+    Dropout, modality dropout, batch norm and a sampled latent would make training and
+    evaluation differ for other reasons; they are switched off so that region sampling is
+    the only difference.
     """
     module = make_module(
         ("rna", "atac"),
         latent_distribution="deterministic",
         dropout_rate=0.0,
+        modality_dropout=0.0,
         use_batch_norm=False,
         atac_region_fraction=0.25,
     )
@@ -289,3 +291,46 @@ def test_default_likelihoods():
     module = OmniVAE({"atac": 10, "rna": 5, "protein": 3})
     assert module.modalities == ["rna", "protein", "atac"]
     assert module.likelihoods == {"rna": "nb", "protein": "nbmixture", "atac": "bernoulli"}
+
+
+def test_padded_rows_do_not_move_the_encoding_of_measured_cells_in_training():
+    """Mosaic data: a cell's protein branch ignores how many cells of its batch lack protein.
+
+    In training mode, where batch norm uses the minibatch's statistics: only the measured
+    rows enter them (before, 20 zero rows of cells without protein moved the others).
+    """
+    module = make_module(("rna", "protein"), dropout_rate=0.0, modality_dropout=0.0)
+    module.train()
+    measured = make_tensors(("rna", "protein"), n_cells=20, seed=1)
+    padded = make_tensors(("rna", "protein"), n_cells=40, seed=2)
+    padded[MODALITY_REGISTRY_KEYS["protein"]][:20] = 0.0  # 20 cells without protein
+    padded[MODALITY_REGISTRY_KEYS["protein"]][20:] = measured[MODALITY_REGISTRY_KEYS["protein"]]
+    observed = torch.ones(40, 2)
+    observed[:20, 1] = 0.0
+    encoder = module.encoders["protein"]
+    alone = encoder(torch.log1p(measured[MODALITY_REGISTRY_KEYS["protein"]]))
+    among = encoder(
+        torch.log1p(padded[MODALITY_REGISTRY_KEYS["protein"]]), rows=observed[:, 1] > 0
+    )
+    torch.testing.assert_close(among[20:], alone)
+    assert (among[:20] == 0).all()
+    unmasked = encoder(torch.log1p(padded[MODALITY_REGISTRY_KEYS["protein"]]))
+    assert (unmasked[20:] - alone).abs().max() > 0.1  # what the padded rows used to do
+    # a single measured cell in a training minibatch is encoded with the running statistics
+    single = encoder(
+        torch.log1p(padded[MODALITY_REGISTRY_KEYS["protein"]][:21]), rows=observed[:21, 1] > 0
+    )
+    assert torch.isfinite(single).all()
+
+
+def test_the_fusion_of_a_cell_ignores_the_other_cells_masks_in_training():
+    """Layer norm in the fusion: which other cells lack a modality does not move a latent."""
+    module = make_module(("rna", "protein"), dropout_rate=0.0, modality_dropout=0.0)
+    module.train()
+    hidden = [torch.randn(30, 32), torch.randn(30, 32)]
+    complete = torch.ones(30, 2)
+    mosaic = complete.clone()
+    mosaic[10:, 1] = 0.0  # 20 other cells lack protein
+    mean_complete, _ = module.fusion(hidden, complete)
+    mean_mosaic, _ = module.fusion(hidden, mosaic)
+    torch.testing.assert_close(mean_mosaic[:10], mean_complete[:10])

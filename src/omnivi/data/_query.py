@@ -79,8 +79,19 @@ def check_same_features(data: AnnData | MuData, features, model_name: str) -> No
     model_name
         Class name of the model, for the fix named in the error.
     """
+    prepare = (
+        f"{model_name}.prepare_query_mudata(data, model) (or prepare_query_anndata for an AnnData)"
+    )
+    if isinstance(features, dict):
+        missing = [mod for mod in features if mod not in data.mod]
+        if missing:
+            raise ValueError(
+                f"The data has no modality {missing} of the model's {list(features)}. Pass the "
+                f"object that {prepare} returns: it adds the missing modalities without cells, "
+                "so that the model embeds each cell from what it has."
+            )
     pairs = (
-        {mod: (data[mod].var_names, names) for mod, names in features.items() if mod in data.mod}
+        {mod: (data[mod].var_names, names) for mod, names in features.items()}
         if isinstance(features, dict)
         else {"data": (data.var_names, features)}
     )
@@ -89,7 +100,6 @@ def check_same_features(data: AnnData | MuData, features, model_name: str) -> No
             raise ValueError(
                 f"The {where if where == 'data' else f'modality {where!r}'} has "
                 f"{len(given)} features, not the model's {len(expected)} in its order. Lay it "
-                f"out like the training data first: {model_name}.prepare_query_mudata(data, "
-                "model) (or prepare_query_anndata for an AnnData), which pads missing features "
-                "with zeros and drops extra ones."
+                f"out like the training data first, and pass the object that {prepare} "
+                "returns: it pads missing features with zeros and drops extra ones."
             )

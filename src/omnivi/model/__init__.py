@@ -2,6 +2,20 @@
 
 from ._omnicl import OmniCL
 from ._omnivi import OmniVI
-from ._plans import ContrastiveTrainingPlan, WarmupCosineTrainingPlan
+from ._plans import (
+    ContrastiveTrainingPlan,
+    OmniAdversarialTrainingPlan,
+    OmniTrainingPlan,
+    TrainingCellStatistics,
+    WarmupCosineTrainingPlan,
+)
 
-__all__ = ["ContrastiveTrainingPlan", "OmniCL", "OmniVI", "WarmupCosineTrainingPlan"]
+__all__ = [
+    "ContrastiveTrainingPlan",
+    "OmniAdversarialTrainingPlan",
+    "OmniCL",
+    "OmniTrainingPlan",
+    "OmniVI",
+    "TrainingCellStatistics",
+    "WarmupCosineTrainingPlan",
+]

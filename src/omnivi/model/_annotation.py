@@ -3,21 +3,23 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Literal
+from functools import partial
+from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
 import torch
-import torch.nn.functional as F
 from anndata import AnnData
 from mudata import MuData
 from scipy.spatial.distance import cdist
 from scvi import REGISTRY_KEYS
 from scvi.data._constants import _SCVI_UUID_KEY
+from scvi.train import ClassifierTrainingPlan, Trainer
 
 from omnivi.data._mosaic import is_mosaic
+from omnivi.model._embedding_loader import embedding_loader
 from omnivi.model._input_pca import InputPCA
-from omnivi.model._label_geometry import inverse_frequency_weights, reference_centroid_distances
+from omnivi.model._label_geometry import inverse_frequency_weights
 from omnivi.model._novelty import (
     mean_reference_distance,
     mixing_threshold,
@@ -47,24 +49,6 @@ class AnnotationMixin:
     def _registered_codes(self) -> np.ndarray:
         return np.asarray(self.adata_manager.get_from_registry(REGISTRY_KEYS.LABELS_KEY)).ravel()
 
-    def _prepare_contrastive(self) -> None:
-        """Fill the contrastive objective's class weights and reference centroid distances.
-
-        Computed once, from the registered data, before the first training; a model that
-        already holds them (e.g. a reference model adapted to a query) keeps them.
-        """
-        objective = getattr(self.module, "contrastive", None)
-        if objective is None or objective.reference_distances.abs().sum() > 0:
-            return
-        codes = self._registered_codes()
-        n_labels = objective.class_weights.numel()
-        weights = inverse_frequency_weights(codes, n_labels, self.unlabeled_code)
-        distances = reference_centroid_distances(
-            self._input_matrices(), codes, n_labels, self.unlabeled_code
-        )
-        objective.class_weights.copy_(torch.as_tensor(weights))
-        objective.reference_distances.copy_(torch.as_tensor(distances))
-
     # ------------------------------------------------------------------ after training
     def _reference_indices(self) -> np.ndarray:
         """Training cells (all registered cells if the split is unknown) that carry a label."""
@@ -86,16 +70,20 @@ class AnnotationMixin:
         batch_size: int = 256,
         weight_decay: float = 1e-4,
         balance_classes: bool = True,
+        early_stopping: bool = True,
+        **trainer_kwargs,
     ) -> None:
         """Fit the cell-type classifier on the frozen embedding of the labelled training cells.
 
-        Called at the end of ``train()``; call it again to refit. Cross-entropy on logits.
-        Also records the reference that :meth:`get_novelty_scores` compares cells with.
+        Called at the end of ``train()``; call it again to refit. Trained by Lightning
+        (:class:`scvi.train.ClassifierTrainingPlan`, cross-entropy on logits) on the device
+        the model is on, with early stopping on the labelled validation cells. Also records
+        the reference that :meth:`get_novelty_scores` compares cells with.
 
         Parameters
         ----------
         max_epochs
-            Passes over the labelled training cells.
+            Most passes over the labelled training cells.
         lr, weight_decay
             Adam's learning rate and weight decay.
         batch_size
@@ -103,29 +91,66 @@ class AnnotationMixin:
         balance_classes
             Weight each cell inversely to its type's frequency, so that rare types count as
             much as common ones.
+        early_stopping
+            Stop when the loss of the labelled validation cells stops falling (patience 10);
+            ignored when there are fewer than 10 of them.
+        **trainer_kwargs
+            Options of :class:`scvi.train.Trainer` (by default the model's device, one
+            process, no progress bar).
         """
         self._require_labels("The classifier")
         reference = self._reference_indices()
-        z = torch.as_tensor(self._embedding(indices=reference), dtype=torch.float32)
-        codes = torch.as_tensor(self._registered_codes()[reference], dtype=torch.long)
+        z = self.get_latent_representation(indices=reference)
+        codes = self._registered_codes()[reference]
         classifier = self.module.classifier
-        n_classes = classifier.layers[-1].out_features
         weights = None
         if balance_classes:
-            weights = inverse_frequency_weights(codes.numpy(), n_classes, self.unlabeled_code)
-            weights = torch.as_tensor(weights, dtype=torch.float32)
+            n_classes = classifier.layers[-1].out_features
+            weights = torch.as_tensor(
+                inverse_frequency_weights(codes, n_classes, self.unlabeled_code),
+                dtype=torch.float32,
+            )
+        calibration = self._calibration_indices()
+        validation = None
+        if calibration is not None and len(calibration) >= _MIN_CALIBRATION_CELLS:
+            validation = embedding_loader(
+                self.get_latent_representation(indices=calibration),
+                self._registered_codes()[calibration],
+                batch_size,
+            )
         classifier.reset_parameters()
+        classifier.requires_grad_(True)
         classifier.train()
-        optimizer = torch.optim.Adam(classifier.parameters(), lr=lr, weight_decay=weight_decay)
-        generator = torch.Generator().manual_seed(0)
-        for _ in range(max_epochs):
-            for batch in torch.randperm(len(z), generator=generator).split(batch_size):
-                optimizer.zero_grad()
-                loss = F.cross_entropy(classifier(z[batch]), codes[batch], weight=weights)
-                loss.backward()
-                optimizer.step()
+        plan = ClassifierTrainingPlan(
+            classifier,
+            lr=lr,
+            weight_decay=weight_decay,
+            loss=partial(torch.nn.CrossEntropyLoss, weight=weights),
+        )
+        trainer = Trainer(
+            max_epochs=max_epochs,
+            **{
+                **self._local_device(),
+                "early_stopping": early_stopping and validation is not None,
+                "early_stopping_monitor": "validation_loss",
+                "early_stopping_patience": 10,
+                "check_val_every_n_epoch": 1 if validation is not None else None,
+                "enable_progress_bar": False,
+                "enable_model_summary": False,
+                **trainer_kwargs,
+            },
+        )
+        trainer.fit(plan, embedding_loader(z, codes, batch_size, shuffle=True), validation)
+        classifier.requires_grad_(False)  # trained apart: no gradient in the module's training
         classifier.eval()
-        self._record_novelty_reference(z.numpy(), reference)
+        self._record_novelty_reference(z, reference)
+
+    def _local_device(self) -> dict[str, Any]:
+        """Trainer options that keep a fit on this model's device, in this process."""
+        device = self.device
+        if device.type == "cuda":
+            return {"accelerator": "gpu", "devices": [device.index or 0]}
+        return {"accelerator": device.type, "devices": 1}
 
     def _record_novelty_reference(self, z: np.ndarray, reference: np.ndarray) -> None:
         """Keep (a sample of) the reference cells and calibrate the distance threshold.
@@ -156,19 +181,13 @@ class AnnotationMixin:
             "embedding": z.astype(np.float32),
             "input": self.novelty_space_.transform(matrices),
         }
-        calibration_z = self._embedding(indices=calibration)
+        calibration_z = self.get_latent_representation(indices=calibration)
         distances = mean_reference_distance(z, calibration_z, self.novelty_k)
         self.novelty_thresholds_ = {
             "distance": float(np.quantile(distances, 1 - self.novelty_false_positive_rate))
         }
 
     # ------------------------------------------------------------------------ outputs
-    def _embedding(
-        self, adata: AnnData | MuData | None = None, indices: Sequence[int] | None = None
-    ) -> np.ndarray:
-        """Return the embedding the classifier and novelty scores work on."""
-        return self.get_latent_representation(adata, indices=indices)
-
     def _validate_query(self, adata: AnnData | MuData | None) -> AnnData | MuData:
         """Register query data for embedding and annotation, whatever labels it carries.
 
@@ -213,10 +232,12 @@ class AnnotationMixin:
     @torch.inference_mode()
     def _class_probabilities(self, z: np.ndarray) -> np.ndarray:
         """Classifier probabilities (cells x label codes; 0 for the unlabeled code)."""
-        logits = self.module.classifier(torch.as_tensor(z, dtype=torch.float32))
+        classifier = self.module.classifier
+        device = next(classifier.parameters()).device
+        logits = classifier(torch.as_tensor(z, dtype=torch.float32, device=device))
         if self.unlabeled_code >= 0:
             logits[:, self.unlabeled_code] = float("-inf")
-        return torch.softmax(logits, dim=-1).numpy()
+        return torch.softmax(logits, dim=-1).cpu().numpy()
 
     def predict(
         self,
@@ -242,7 +263,9 @@ class AnnotationMixin:
         """
         self._check_annotation_ready()
         adata = self._validate_query(adata)
-        probabilities = self._class_probabilities(self._embedding(adata, indices))
+        probabilities = self._class_probabilities(
+            self.get_latent_representation(adata, indices=indices)
+        )
         mapping = self._label_mapping()
         if not soft:
             return mapping[probabilities.argmax(axis=1)]
@@ -307,7 +330,7 @@ class AnnotationMixin:
         self._check_annotation_ready()
         adata = self._validate_query(adata)
         obs_names = adata.obs_names if indices is None else adata.obs_names[np.asarray(indices)]
-        z = self._embedding(adata, indices)
+        z = self.get_latent_representation(adata, indices=indices)
         if method == "distance":
             scores = mean_reference_distance(
                 self.novelty_reference_["embedding"], z, self.novelty_k
@@ -417,7 +440,7 @@ class AnnotationMixin:
         adata = self._validate_anndata(adata)
         manager = self.get_anndata_manager(adata, required=True)
         codes = np.asarray(manager.get_from_registry(REGISTRY_KEYS.LABELS_KEY)).ravel()
-        z = self._embedding(adata)
+        z = self.get_latent_representation(adata)
         mapping = manager.get_state_registry(REGISTRY_KEYS.LABELS_KEY).categorical_mapping
         rng = np.random.default_rng(0)
         vectors = {}

@@ -14,7 +14,9 @@ from scipy import sparse
 from scvi import REGISTRY_KEYS
 from scvi.data import AnnDataManager
 from scvi.data._constants import _MANAGER_UUID_KEY, _SCVI_UUID_KEY, _SETUP_ARGS_KEY
-from scvi.model.base import ArchesMixin
+from scvi.data._utils import _assign_adata_uuid
+from scvi.model.base import BaseModelClass
+from scvi.model.base._archesmixin import _get_loaded_data
 
 from omnivi._constants import (
     COUNT_LIKELIHOODS,
@@ -244,8 +246,24 @@ class MultimodalSetupMixin:
     def get_anndata_manager(
         self, adata: AnnData | MuData, required: bool = False
     ) -> AnnDataManager | None:
-        """Return the manager of ``adata`` (of its padded copy for mosaic data)."""
-        return super().get_anndata_manager(self._registered_object(adata), required=required)
+        """Return the manager of ``adata`` (of its padded copy for mosaic data).
+
+        A copy or subset of registered data (``query[:100].copy()``) counts as unregistered
+        and gets an identifier of its own: scvi-tools would transfer the training data's
+        setup to it, which refuses the new batches a copy of a query carries.
+        """
+        adata = self._registered_object(adata)
+        if self._is_copy_of_registered(adata):
+            _assign_adata_uuid(adata, overwrite=True)
+        return super().get_anndata_manager(adata, required=required)
+
+    def _is_copy_of_registered(self, adata: AnnData | MuData | None) -> bool:
+        """Whether ``adata`` carries the identifier of other data registered with this model."""
+        if adata is None or _SCVI_UUID_KEY not in adata.uns:
+            return False
+        store = type(self)._per_instance_manager_store.get(self.id, {})
+        manager = store.get(adata.uns[_SCVI_UUID_KEY])
+        return manager is not None and manager.adata is not adata
 
     @classmethod
     def load(cls, dir_path: str | os.PathLike, adata: AnnData | MuData | None = None, **kwargs):
@@ -256,14 +274,28 @@ class MultimodalSetupMixin:
         ``prepare_query_anndata``, which lay it out like the training data.
         """
         if adata is not None:
-            check_same_features(adata, cls._saved_features(dir_path, adata), cls.__name__)
+            cls._check_laid_out_like(adata, dir_path)
         return super().load(str(dir_path), adata=adata, **kwargs)
 
-    @staticmethod
-    def _saved_features(dir_path: str | os.PathLike, adata: AnnData | MuData):
-        if isinstance(adata, MuData):
-            return ArchesMixin.prepare_query_mudata(adata, str(dir_path), True)
-        return ArchesMixin.prepare_query_anndata(adata, str(dir_path), True)
+    @classmethod
+    def _check_laid_out_like(
+        cls, adata: AnnData | MuData, reference: str | os.PathLike | BaseModelClass
+    ) -> None:
+        """Raise, naming ``prepare_query_*``, unless ``adata`` has the reference's features."""
+        if not isinstance(reference, BaseModelClass):
+            reference = str(reference)
+        attributes, features, _, _ = _get_loaded_data(reference, device="cpu")
+        if isinstance(features, dict):  # a MuData: the modalities the model reads
+            setup = attributes["registry_"][_SETUP_ARGS_KEY]["modalities"]
+            modelled = {setup.get(LAYER_ARGS[m]) for m in MODALITIES}
+            features = {mod: names for mod, names in features.items() if mod in modelled}
+        if isinstance(features, dict) and not isinstance(adata, MuData):
+            raise ValueError(
+                f"The model was trained on a MuData of {list(features)}; pass the object that "
+                f"{cls.__name__}.prepare_query_anndata(adata, model) returns, a MuData laid out "
+                "like the training data."
+            )
+        check_same_features(adata, features, cls.__name__)
 
     # ------------------------------------------------------------------- registry views
     @property

@@ -14,7 +14,7 @@ from scvi.model.base import ArchesMixin, BaseModelClass, UnsupervisedTrainingMix
 from omnivi.data._validation import check_nonnegative
 from omnivi.model._annotation import AnnotationMixin
 from omnivi.model._base import MultimodalSetupMixin
-from omnivi.model._plans import ContrastiveTrainingPlan
+from omnivi.model._plans import ContrastiveTrainingPlan, trainer_defaults
 from omnivi.model._query import QueryPreparationMixin
 from omnivi.module import ContrastiveEncoder
 from omnivi.module._contrastive_encoder import InputTransform
@@ -171,8 +171,7 @@ class OmniCL(
             **(plan_kwargs or {}),
         }
         kwargs.setdefault("early_stopping_monitor", "validation_loss")
-        kwargs.setdefault("check_val_every_n_epoch", 1)
-        self._prepare_contrastive()
+        kwargs = trainer_defaults(kwargs)
         result = super().train(
             max_epochs=max_epochs,
             batch_size=batch_size,
@@ -207,6 +206,7 @@ class OmniCL(
         **kwargs
             Options of :meth:`scvi.model.base.ArchesMixin.load_query_data`.
         """
+        cls._check_laid_out_like(adata, reference_model)
         model = super().load_query_data(adata, reference_model, **kwargs)
         model.is_query_model_ = True
         model.is_trained_ = True
@@ -218,6 +218,7 @@ class OmniCL(
         adata: AnnData | MuData | None = None,
         indices: Sequence[int] | None = None,
         batch_size: int | None = None,
+        normalize: bool = True,
     ) -> np.ndarray:
         """Return the embedding of each cell (cells x ``n_latent``).
 
@@ -231,18 +232,21 @@ class OmniCL(
             Cells to use; ``None`` for all.
         batch_size
             Minibatch size for the forward pass.
+        normalize
+            Scale each cell's vector to length 1: the geometry the contrastive terms train
+            (they compare cosines), which the classifier, the novelty scores and
+            :meth:`store_latent` use. ``False`` returns the encoder's output as it is.
         """
         self._check_if_trained(warn=False)
         adata = self._validate_query(adata)
         loader = self._make_data_loader(adata=adata, indices=indices, batch_size=batch_size)
         self.module.eval()
-        return torch.cat(
-            [self.module.inference(**self.module._get_inference_input(t))["z"] for t in loader]
+        z = torch.cat(
+            [
+                self.module.inference(**self.module._get_inference_input(t))["z"].cpu()
+                for t in loader
+            ]
         ).numpy()
-
-    def _embedding(
-        self, adata: AnnData | MuData | None = None, indices: Sequence[int] | None = None
-    ) -> np.ndarray:
-        """Return the unit-length embedding: the contrastive terms compare cosines."""
-        z = self.get_latent_representation(adata, indices=indices)
+        if not normalize:
+            return z
         return z / np.maximum(np.linalg.norm(z, axis=1, keepdims=True), 1e-12)

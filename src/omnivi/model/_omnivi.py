@@ -11,13 +11,18 @@ import pandas as pd
 import torch
 from anndata import AnnData
 from mudata import MuData
+from scipy import sparse
 from scvi import REGISTRY_KEYS
 from scvi.model.base import ArchesMixin, BaseModelClass, UnsupervisedTrainingMixin, VAEMixin
-from scvi.train import AdversarialTrainingPlan, TrainingPlan
 
-from omnivi._constants import LatentDistribution
+from omnivi._constants import MODALITY_REGISTRY_KEYS, LatentDistribution
 from omnivi.model._annotation import AnnotationMixin
 from omnivi.model._base import MultimodalSetupMixin
+from omnivi.model._plans import (
+    OmniAdversarialTrainingPlan,
+    OmniTrainingPlan,
+    trainer_defaults,
+)
 from omnivi.model._query import QueryPreparationMixin
 from omnivi.module import OmniVAE
 
@@ -100,7 +105,7 @@ class OmniVI(
     """
 
     _module_cls = OmniVAE
-    _training_plan_cls = TrainingPlan
+    _training_plan_cls = OmniTrainingPlan
 
     def __init__(
         self,
@@ -147,6 +152,7 @@ class OmniVI(
             dropout_rate=dropout_rate,
             latent_distribution=latent_distribution,
             modality_weights=modality_weights,
+            atac_log_depth_mean=self._atac_log_depth_mean(),
             n_labels=self.summary_stats.n_labels if self.has_labels else 0,
             unlabeled_code=self.unlabeled_code,
             contrastive_weight=contrastive_weight,
@@ -159,6 +165,23 @@ class OmniVI(
             f"{self.summary_stats.n_batch} batch(es)."
         )
         self.init_params_ = self._get_init_params(locals())
+
+    def _atac_log_depth_mean(self) -> float:
+        """Mean ``log1p`` number of accessible regions of the registered cells with ATAC.
+
+        0 without ATAC, or when no registered cell has it (a query model, whose module then
+        takes its reference's value).
+        """
+        if "atac" not in self.modalities or self.adata is None:
+            return 0.0
+        matrix = sparse.csr_matrix(
+            self.adata_manager.get_from_registry(MODALITY_REGISTRY_KEYS["atac"])
+        )
+        has_atac = self._observed_modalities()[:, self.modalities.index("atac")]
+        if not has_atac.any():
+            return 0.0
+        regions = np.asarray((matrix[has_atac] > 0).sum(axis=1)).ravel()
+        return float(np.log1p(regions).mean())
 
     # -------------------------------------------------------------------------- training
     def train(
@@ -210,7 +233,7 @@ class OmniVI(
         # training, or a query model after load_query_data) must train in training mode.
         self.module.train()
         self._training_plan_cls = (
-            AdversarialTrainingPlan if adversarial_batch_mixing else TrainingPlan
+            OmniAdversarialTrainingPlan if adversarial_batch_mixing else OmniTrainingPlan
         )
         is_query = getattr(self, "is_query_model_", False)
         plan_kwargs = {
@@ -227,8 +250,7 @@ class OmniVI(
             )
         if adversarial_batch_mixing:
             plan_kwargs.setdefault("adversarial_classifier", True)
-        kwargs.setdefault("check_val_every_n_epoch", 1)
-        self._prepare_contrastive()
+        kwargs = trainer_defaults(kwargs)
         result = super().train(
             max_epochs=max_epochs,
             batch_size=batch_size,
@@ -266,6 +288,7 @@ class OmniVI(
             Options of :meth:`scvi.model.base.ArchesMixin.load_query_data`
             (``freeze_expression``, ``unfrozen``, ...).
         """
+        cls._check_laid_out_like(adata, reference_model)
         model = super().load_query_data(adata, reference_model, **kwargs)
         model.is_query_model_ = True
         return model
@@ -423,7 +446,8 @@ class OmniVI(
 
     def _encoding_mask(self, n_cells: int, modalities: Sequence[str]) -> torch.Tensor:
         """Cells x modalities mask that encodes from ``modalities`` only."""
-        return torch.tensor([float(m in modalities) for m in self.modalities]).expand(n_cells, -1)
+        mask = torch.tensor([float(m in modalities) for m in self.modalities], device=self.device)
+        return mask.expand(n_cells, -1)
 
     def get_accessibility_estimates(
         self,

@@ -1,11 +1,99 @@
-"""A training plan with a warm-up then cosine learning-rate schedule."""
+"""omnivi's training plans: training cells' statistics, warm-up then cosine schedule."""
 
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 
-from scvi.train import TrainingPlan
+import torch
+from scvi.module.base import LossOutput
+from scvi.train import AdversarialTrainingPlan, TrainingPlan
 from torch.optim.lr_scheduler import LambdaLR
+
+from omnivi.model._label_geometry import training_cell_statistics
+
+
+def trainer_defaults(kwargs: dict) -> dict:
+    """Return ``kwargs`` for scvi-tools' ``Trainer`` with validation every epoch where unset.
+
+    The losses in ``model.history`` and early stopping need the validation loss.
+    """
+    return {"check_val_every_n_epoch": 1, **kwargs}
+
+
+def log_extra_metrics(plan, loss_output: LossOutput, mode: str) -> None:
+    """Log each of a module's ``extra_metrics`` as ``<name>_<mode>``, synced across processes.
+
+    Outside inference mode: scvi-tools logs them under ``torch.inference_mode``, so that
+    Lightning keeps their running sums as inference tensors, which the in-place average over
+    the processes of a distributed (DDP) run at the end of an epoch refuses.
+    """
+    for name, value in loss_output.extra_metrics.items():
+        plan.log(
+            f"{name}_{mode}",
+            value.detach() if isinstance(value, torch.Tensor) else value,
+            on_step=plan.on_step,
+            on_epoch=plan.on_epoch,
+            batch_size=loss_output.n_obs_minibatch,
+            sync_dist=plan.use_sync_dist,
+        )
+
+
+class ExtraMetricsLogging:
+    """scvi-tools' metric logging, the module's extra metrics by :func:`log_extra_metrics`.
+
+    So that they can be synced across the processes of a DDP run.
+    """
+
+    def compute_and_log_metrics(self, loss_output: LossOutput, metrics, mode: str) -> None:
+        """Log the ELBO metrics as scvi-tools does, then the extra metrics."""
+        super().compute_and_log_metrics(replace(loss_output, extra_metrics={}), metrics, mode)
+        log_extra_metrics(self, loss_output, mode)
+
+
+class TrainingCellStatistics:
+    """Give a module's contrastive objectives the statistics of the cells it trains on.
+
+    At the start of training, the class weights and the reference geometry of the cell-type
+    centroids (:func:`~omnivi.model._label_geometry.training_cell_statistics`) are computed
+    from the training cells of the data module (scvi-tools' data splitter) and passed to the
+    module's ``loss`` at every step: validation cells never inform them. Mixed into a
+    scvi-tools training plan; a module without ``contrastive`` objectives is left as it is.
+    """
+
+    def on_train_start(self) -> None:
+        """Compute the statistics and add them to the loss keyword arguments."""
+        super().on_train_start()
+        module = self.module
+        if getattr(module, "contrastive", None) is None:
+            return
+        datamodule = self.trainer.datamodule
+        statistics = training_cell_statistics(
+            datamodule.adata_manager,
+            getattr(datamodule, "train_idx", None),
+            module.modalities,
+            module.n_labels,
+            module.unlabeled_code,
+        )
+        self.loss_kwargs.update(
+            {
+                name: torch.as_tensor(value, dtype=torch.float32, device=self.device)
+                for name, value in statistics.items()
+            }
+        )
+
+
+class OmniTrainingPlan(TrainingCellStatistics, ExtraMetricsLogging, TrainingPlan):
+    """scvi-tools' :class:`~scvi.train.TrainingPlan` with :class:`TrainingCellStatistics`."""
+
+
+class OmniAdversarialTrainingPlan(
+    TrainingCellStatistics, ExtraMetricsLogging, AdversarialTrainingPlan
+):
+    """scvi-tools' :class:`~scvi.train.AdversarialTrainingPlan`, with cell statistics.
+
+    See :class:`TrainingCellStatistics`.
+    """
 
 
 class WarmupCosineTrainingPlan(TrainingPlan):
@@ -50,23 +138,15 @@ class WarmupCosineTrainingPlan(TrainingPlan):
         }
 
 
-class ContrastiveTrainingPlan(WarmupCosineTrainingPlan):
+class ContrastiveTrainingPlan(TrainingCellStatistics, WarmupCosineTrainingPlan):
     """:class:`WarmupCosineTrainingPlan` for modules without a likelihood.
 
-    scvi-tools' plan logs an ELBO, reconstruction loss and KL terms for every module; a
-    contrastive encoder has none of them, so they would be logged as zeros. This plan logs
-    the module's own terms (its ``extra_metrics``) beside ``train_loss`` and
-    ``validation_loss`` instead.
+    With :class:`TrainingCellStatistics`. scvi-tools' plan logs an ELBO, reconstruction
+    loss and KL terms for every module; a contrastive encoder has none of them, so they
+    would be logged as zeros. This plan logs the module's own terms (its ``extra_metrics``)
+    beside ``train_loss`` and ``validation_loss`` instead.
     """
 
     def compute_and_log_metrics(self, loss_output, metrics, mode: str) -> None:
         """Log each of ``loss_output.extra_metrics`` as ``<name>_<mode>``."""
-        for name, value in loss_output.extra_metrics.items():
-            self.log(
-                f"{name}_{mode}",
-                value,
-                on_step=self.on_step,
-                on_epoch=self.on_epoch,
-                batch_size=loss_output.n_obs_minibatch,
-                sync_dist=self.use_sync_dist,
-            )
+        log_extra_metrics(self, loss_output, mode)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+import numpy as np
+import pandas as pd
 from anndata import AnnData
 from mudata import MuData
 from scvi import REGISTRY_KEYS
@@ -21,15 +23,51 @@ from omnivi.data._validation import (
 _OBS_ARGS = ("batch_key", "labels_key", "categorical_covariate_keys", "continuous_covariate_keys")
 
 
+#: The unlabeled category of labels registered without one: no cell carries it at setup; a
+#: query's cells whose label the reference does not know are coded as it.
+DEFAULT_UNLABELED = "_omnivi_unlabeled"
+
+
+class ReferenceLabelsField(fields.LabelsWithUnlabeledObsField):
+    """Cell-type labels with an unlabeled category; data set up from a reference keeps its set.
+
+    At setup, as scvi-tools' :class:`~scvi.data.fields.LabelsWithUnlabeledObsField`. Data set
+    up from a registry (a query, a copy, a saved model's data) never adds a label: a cell
+    whose label the reference does not know (``"unknown"``, a new type) is coded as the
+    unlabeled category, so the classifier and the supervised objectives never grow an output.
+    Only the registry's code column (``_scvi_labels``) is written; the label column itself is
+    left as it is.
+    """
+
+    def transfer_field(self, state_registry: dict, adata_target: AnnData, **kwargs) -> dict:
+        """Code the target's labels with the reference's mapping; unknown ones as unlabeled."""
+        self.validate_field(adata_target)
+        mapping = np.asarray(state_registry[self.CATEGORICAL_MAPPING_KEY])
+        unlabeled = state_registry[self.UNLABELED_CATEGORY]
+        labels = pd.Series(np.asarray(self._get_original_column(adata_target)).ravel()).astype(str)
+        codes = pd.Index(mapping.astype(str)).get_indexer(labels)
+        codes[codes < 0] = int(np.flatnonzero(mapping == unlabeled)[0])
+        getattr(adata_target, self.attr_name)[self.attr_key] = codes
+        return {
+            self.CATEGORICAL_MAPPING_KEY: mapping,
+            self.ORIGINAL_ATTR_KEY: self._original_attr_key,
+            self.UNLABELED_CATEGORY: unlabeled,
+        }
+
+
+MuDataReferenceLabelsField = fields.MuDataWrapper(ReferenceLabelsField)
+
+
 def labels_field(
     labels_key: str | None,
     unlabeled_category: str | None,
     mod_key: str | bool | None = False,
 ):
-    """Return the field registering labels, with an unlabeled category if one is named.
+    """Return the field registering labels (:class:`ReferenceLabelsField`), if any are named.
 
     ``mod_key=False`` builds an AnnData field; otherwise a MuData field reading that
-    modality's ``.obs`` (``None``: the global ``.obs``).
+    modality's ``.obs`` (``None``: the global ``.obs``). Without ``labels_key``, every cell
+    gets the one default label, as in scvi-tools.
     """
     if unlabeled_category is not None and labels_key is None:
         raise ValueError(
@@ -37,19 +75,18 @@ def labels_field(
             "the .obs column of cell-type labels with labels_key=..."
         )
     on_mudata = mod_key is not False
-    if unlabeled_category is None:
+    if labels_key is None:
         if on_mudata:
             return fields.MuDataCategoricalObsField(
-                REGISTRY_KEYS.LABELS_KEY, labels_key, mod_key=mod_key
+                REGISTRY_KEYS.LABELS_KEY, None, mod_key=mod_key
             )
-        return fields.CategoricalObsField(REGISTRY_KEYS.LABELS_KEY, labels_key)
+        return fields.CategoricalObsField(REGISTRY_KEYS.LABELS_KEY, None)
+    unlabeled = DEFAULT_UNLABELED if unlabeled_category is None else unlabeled_category
     if on_mudata:
-        return fields.MuDataLabelsWithUnlabeledObsField(
-            REGISTRY_KEYS.LABELS_KEY, labels_key, unlabeled_category, mod_key=mod_key
+        return MuDataReferenceLabelsField(
+            REGISTRY_KEYS.LABELS_KEY, labels_key, unlabeled, mod_key=mod_key
         )
-    return fields.LabelsWithUnlabeledObsField(
-        REGISTRY_KEYS.LABELS_KEY, labels_key, unlabeled_category
-    )
+    return ReferenceLabelsField(REGISTRY_KEYS.LABELS_KEY, labels_key, unlabeled)
 
 
 def anndata_fields(

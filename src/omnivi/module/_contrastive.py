@@ -5,9 +5,9 @@ matrix, each well defined (zero, with a gradient path) when the minibatch has on
 cell type or one batch:
 
 - :func:`cell_type_contrastive_loss`: supervised contrastive loss, positives = same type;
-- :func:`batch_mixing_loss`: within each type, the reciprocal of an InfoNCE loss whose
-  positives are same-batch cells, so that minimising it makes cells of a type from other
-  batches as similar as those from the same batch;
+- :func:`batch_mixing_loss`: within each type, the share of a cell's similarity that falls on
+  its own batch, so that minimising it makes cells of a type from other batches as similar as
+  those from the same batch;
 - :func:`centroid_geometry_loss`: keeps the relative distances between cell-type centroids
   close to those of a reference space (e.g. a PCA of the training data).
 
@@ -86,16 +86,16 @@ def batch_mixing_loss(
     labels: torch.Tensor,
     batches: torch.Tensor,
     temperature: torch.Tensor | float,
-    eps: float = 1e-6,
 ) -> torch.Tensor:
-    """Reciprocal of a within-type InfoNCE loss whose positives are same-batch cells.
+    """Share of each cell's within-type similarity that falls on cells of its own batch.
 
-    For each anchor, among the other cells of its type, the InfoNCE loss
-    ``-log(sum over same-batch cells / sum over all cells of the type)`` of the softmaxed
-    cosine similarities. It is small when same-batch cells are the most similar, i.e. when
-    batches are separated; its reciprocal, minimised, pushes the other batches' cells of
-    that type as close as the anchor's own batch. Anchors need at least one same-batch and
-    one other-batch cell of their type.
+    For each anchor, among the other cells of its type, the softmax weight (of the scaled
+    cosine similarities) carried by same-batch cells: ``exp(-InfoNCE)`` of the within-type
+    InfoNCE loss whose positives are same-batch cells. It is near 1 when batches are
+    separated and falls as cells of other batches come as close as the anchor's own;
+    minimising it mixes batches within each type. Bounded in [0, 1], with the optimum of the
+    reciprocal InfoNCE it replaces (CELLULAR's form, unbounded as batches separate). Anchors
+    need at least one same-batch and one other-batch cell of their type.
 
     Parameters
     ----------
@@ -107,12 +107,10 @@ def batch_mixing_loss(
         Integer batch code per cell.
     temperature
         Softmax temperature of the cosine similarities.
-    eps
-        Lower bound of the InfoNCE value before taking its reciprocal.
 
     Returns
     -------
-    A scalar; zero when no type has cells from two batches.
+    A scalar in [0, 1]; zero when no type has cells from two batches.
     """
     if z.shape[0] < 2:
         return _zero(z)
@@ -128,8 +126,7 @@ def batch_mixing_loss(
     logits = logits[anchors]
     all_of_type = torch.logsumexp(logits.masked_fill(~same_type[anchors], float("-inf")), dim=1)
     same_of_type = torch.logsumexp(logits.masked_fill(~positives[anchors], float("-inf")), dim=1)
-    info_nce = (all_of_type - same_of_type).mean()
-    return 1.0 / info_nce.clamp_min(eps)
+    return torch.exp(same_of_type - all_of_type).mean()
 
 
 def centroid_geometry_loss(
@@ -172,25 +169,23 @@ def centroid_geometry_loss(
 class ContrastiveObjective(nn.Module):
     """The three contrastive terms, weighted, with a learnable temperature.
 
+    What the terms compare with, the statistics of the training cells (class weights, the
+    reference geometry of the cell-type centroids), is given to :meth:`forward`: the training
+    plan computes it from the cells it trains on.
+
     Parameters
     ----------
-    class_weights
-        Weight per cell-type code for the cell-type term (e.g. inverse frequency).
-    reference_distances
-        Types x types distances between cell-type centroids of a reference space, for the
-        centroid term; ``None`` disables that term.
     cell_type_weight, batch_weight, centroid_weight
         Weights of the three terms.
     temperature
         Initial softmax temperature of the cosine similarities.
     temperature_range
-        The temperature is clamped into this interval.
+        The temperature stays inside this open interval: it is ``low + (high - low) *
+        sigmoid(raw)`` of a learnable ``raw``, so its gradient never vanishes at a bound.
     """
 
     def __init__(
         self,
-        class_weights: torch.Tensor,
-        reference_distances: torch.Tensor | None = None,
         cell_type_weight: float = 0.9,
         batch_weight: float = 0.1,
         centroid_weight: float = 1.0,
@@ -199,33 +194,33 @@ class ContrastiveObjective(nn.Module):
     ):
         super().__init__()
         low, high = temperature_range
-        if not 0 < low <= temperature <= high:
+        if not 0 < low < temperature < high:
             raise ValueError(
-                f"temperature {temperature} must lie in temperature_range {temperature_range}, "
-                "whose lower end must be positive."
+                f"temperature {temperature} must lie strictly inside temperature_range "
+                f"{temperature_range}, whose lower end must be positive."
             )
-        self.register_buffer("class_weights", torch.as_tensor(class_weights, dtype=torch.float32))
-        self.register_buffer(
-            "reference_distances",
-            None
-            if reference_distances is None
-            else torch.as_tensor(reference_distances, dtype=torch.float32),
-        )
         self.weights = {
             "cell_type": cell_type_weight,
             "batch": batch_weight,
-            "centroid": centroid_weight if reference_distances is not None else 0.0,
+            "centroid": centroid_weight,
         }
         self.temperature_range = (low, high)
-        self.raw_temperature = nn.Parameter(torch.tensor(float(temperature)))
+        share = (temperature - low) / (high - low)
+        self.raw_temperature = nn.Parameter(torch.logit(torch.tensor(share)))
 
     @property
     def temperature(self) -> torch.Tensor:
-        """The current temperature, clamped into ``temperature_range``."""
-        return self.raw_temperature.clamp(*self.temperature_range)
+        """The current temperature, inside ``temperature_range``."""
+        low, high = self.temperature_range
+        return low + (high - low) * torch.sigmoid(self.raw_temperature)
 
     def forward(
-        self, z: torch.Tensor, labels: torch.Tensor, batches: torch.Tensor
+        self,
+        z: torch.Tensor,
+        labels: torch.Tensor,
+        batches: torch.Tensor,
+        class_weights: torch.Tensor | None = None,
+        reference_distances: torch.Tensor | None = None,
     ) -> dict[str, torch.Tensor]:
         """Evaluate the terms on labelled cells.
 
@@ -235,6 +230,12 @@ class ContrastiveObjective(nn.Module):
             Embeddings of labelled cells.
         labels, batches
             Cell-type and batch codes of those cells (shape ``(n,)``).
+        class_weights
+            Weight per cell-type code for the cell-type term (inverse frequency on the
+            training cells); ``None`` weighs every anchor the same.
+        reference_distances
+            Types x types distances between cell-type centroids of a reference space;
+            ``None`` turns the centroid term off.
 
         Returns
         -------
@@ -243,12 +244,12 @@ class ContrastiveObjective(nn.Module):
         """
         temperature = self.temperature
         terms = {
-            "cell_type": cell_type_contrastive_loss(z, labels, temperature, self.class_weights),
+            "cell_type": cell_type_contrastive_loss(z, labels, temperature, class_weights),
             "batch": batch_mixing_loss(z, labels, batches, temperature),
             "centroid": (
                 _zero(z)
-                if self.reference_distances is None
-                else centroid_geometry_loss(z, labels, self.reference_distances)
+                if reference_distances is None
+                else centroid_geometry_loss(z, labels, reference_distances)
             ),
         }
         terms["total"] = sum(self.weights[name] * terms[name] for name in CONTRASTIVE_TERMS)
@@ -261,11 +262,14 @@ def labelled_contrastive_terms(
     labels: torch.Tensor,
     batches: torch.Tensor,
     unlabeled_code: int,
+    class_weights: torch.Tensor | None = None,
+    reference_distances: torch.Tensor | None = None,
 ) -> dict[str, torch.Tensor]:
     """Evaluate ``objective`` on the cells whose label is not ``unlabeled_code``.
 
-    ``labels`` and ``batches`` are the registry's code columns (cells x 1).
+    ``labels`` and ``batches`` are the registry's code columns (cells x 1);
+    ``class_weights`` and ``reference_distances`` as for :meth:`ContrastiveObjective.forward`.
     """
     labels, batches = labels.view(-1).long(), batches.view(-1).long()
     keep = labels != unlabeled_code
-    return objective(z[keep], labels[keep], batches[keep])
+    return objective(z[keep], labels[keep], batches[keep], class_weights, reference_distances)

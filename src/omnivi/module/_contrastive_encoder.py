@@ -109,9 +109,8 @@ class ContrastiveEncoder(BaseModuleClass):
             dropout_rate=dropout_rate,
             **norm,
         )
-        self.contrastive = ContrastiveObjective(
-            torch.ones(n_labels), torch.zeros(n_labels, n_labels), **(contrastive_kwargs or {})
-        )
+        self.n_labels = n_labels
+        self.contrastive = ContrastiveObjective(**(contrastive_kwargs or {}))
         self.classifier = LatentClassifier(n_latent, n_labels)
 
     def _get_inference_input(self, tensors: dict[str, torch.Tensor]) -> dict:
@@ -134,8 +133,11 @@ class ContrastiveEncoder(BaseModuleClass):
         of a cell's modalities is hidden with probability ``modality_dropout``.
         """
         hidden = [
-            self.encoders[m](x[m] if m == "atac" else transform_input(x[m], self.input_transform))
-            for m in self.modalities
+            self.encoders[m](
+                x[m] if m == "atac" else transform_input(x[m], self.input_transform),
+                rows=None if modality_mask is None else modality_mask[:, i] > 0,
+            )
+            for i, m in enumerate(self.modalities)
         ]
         if modality_mask is None:
             n_cells = hidden[0].shape[0]
@@ -150,15 +152,27 @@ class ContrastiveEncoder(BaseModuleClass):
         return {}
 
     def loss(
-        self, tensors: dict[str, torch.Tensor], inference_outputs: dict, generative_outputs: dict
+        self,
+        tensors: dict[str, torch.Tensor],
+        inference_outputs: dict,
+        generative_outputs: dict,
+        class_weights: torch.Tensor | None = None,
+        reference_distances: torch.Tensor | None = None,
     ) -> LossOutput:
-        """Weighted contrastive terms on the labelled cells; each term is logged."""
+        """Weighted contrastive terms on the labelled cells; each term is logged.
+
+        ``class_weights`` and ``reference_distances`` are the training cells' statistics
+        (see :meth:`~omnivi.module.ContrastiveObjective.forward`), passed by the training
+        plan; ``None``: uniform weights, no centroid term.
+        """
         terms = labelled_contrastive_terms(
             self.contrastive,
             inference_outputs["z"],
             tensors[REGISTRY_KEYS.LABELS_KEY],
             tensors[REGISTRY_KEYS.BATCH_KEY],
             self.unlabeled_code,
+            class_weights,
+            reference_distances,
         )
         return LossOutput(
             loss=terms["total"],

@@ -78,12 +78,19 @@ class OmniVAE(BaseModuleClass):
         Fraction of ATAC regions reconstructed in each training step: a fresh random subset
         per minibatch, its loss rescaled to an unbiased estimate of the loss over all regions.
         Evaluation always uses all regions. ``1.0`` reconstructs every region every step.
+    atac_log_depth_mean
+        Mean over the training cells that have ATAC of ``log1p`` of their number of accessible
+        regions: the depth the ATAC decoder is given for cells without ATAC (imputation in
+        mosaic data). :class:`~omnivi.model.OmniVI` computes it from the registered data; a
+        query model gets its reference's.
     encode_covariates
         Whether the encoder branches see batch and covariates. Off by default, as in scVI:
         the latent then mixes batches better. Turn it on to let scArches surgery adapt the
         encoders to new batches too.
     use_batch_norm, use_layer_norm
-        Normalisation of the hidden layers.
+        Normalisation of the hidden layers of the modality encoders and decoders (batch norm
+        statistics come from the cells that have the modality). The fusion always uses layer
+        norm, which normalises each cell by itself.
     n_labels
         Number of label codes (cell types, plus the unlabeled category if any). With two or
         more, the module carries a :class:`~omnivi.nn.LatentClassifier` on the latent (fit
@@ -115,6 +122,7 @@ class OmniVAE(BaseModuleClass):
         modality_weights: dict[str, float] | None = None,
         modality_dropout: float = 0.2,
         atac_region_fraction: float = 0.25,
+        atac_log_depth_mean: float = 0.0,
         encode_covariates: bool = False,
         use_batch_norm: bool = True,
         use_layer_norm: bool = False,
@@ -157,10 +165,7 @@ class OmniVAE(BaseModuleClass):
                 f"atac_region_fraction must be in (0, 1], got {atac_region_fraction}."
             )
         self.atac_region_fraction = atac_region_fraction
-        # Mean log depth of the cells that have ATAC, seen in training: the depth the ATAC
-        # decoder is given for cells of mosaic data without ATAC (imputation).
-        self.register_buffer("atac_log_depth_mean", torch.zeros(()))
-        self.register_buffer("atac_log_depth_count", torch.zeros(()))
+        self.register_buffer("atac_log_depth_mean", torch.tensor(float(atac_log_depth_mean)))
 
         cat_list = [n_batch, *(n_cats_per_cov or [])]
         layer_kwargs = {"use_batch_norm": use_batch_norm, "use_layer_norm": use_layer_norm}
@@ -180,13 +185,17 @@ class OmniVAE(BaseModuleClass):
             }
         )
         self.encode_covariates = encode_covariates
+        # Layer norm, not batch norm, in the fusion: each cell is normalised by itself, so its
+        # latent does not depend on which other cells of the minibatch lack a modality (mosaic
+        # data) or have one hidden by modality dropout.
         self.fusion = FusionEncoder(
             [n_hidden] * len(self.modalities),
             n_latent,
             n_hidden=n_hidden,
             variational=latent_distribution == "normal",
             dropout_rate=dropout_rate,
-            **layer_kwargs,
+            use_batch_norm=False,
+            use_layer_norm=True,
         )
         self.decoders = nn.ModuleDict(
             {
@@ -203,6 +212,7 @@ class OmniVAE(BaseModuleClass):
                 for m in self.modalities
             }
         )
+        self.n_labels = n_labels
         self.unlabeled_code = unlabeled_code
         self.classifier = LatentClassifier(n_latent, n_labels) if n_labels >= 2 else None
         self.contrastive_weight = contrastive_weight
@@ -213,9 +223,7 @@ class OmniVAE(BaseModuleClass):
                     "contrastive_weight > 0 needs at least two cell-type labels; register them "
                     "with labels_key=... in setup_anndata / setup_mudata."
                 )
-            self.contrastive = ContrastiveObjective(
-                torch.ones(n_labels), torch.zeros(n_labels, n_labels), **(contrastive_kwargs or {})
-            )
+            self.contrastive = ContrastiveObjective(**(contrastive_kwargs or {}))
 
     # ----------------------------------------------------------------------------- inputs
     def _get_inference_input(self, tensors: dict[str, torch.Tensor]) -> dict:
@@ -244,21 +252,10 @@ class OmniVAE(BaseModuleClass):
         }
 
     def _atac_depth(self, log_depth: torch.Tensor, has_atac: torch.Tensor | None) -> torch.Tensor:
-        """Log depth per cell; for cells without ATAC, the training cells' mean.
-
-        While training, the mean over the cells that have ATAC is accumulated.
-        """
-        has = (
-            torch.ones_like(log_depth[:, 0], dtype=torch.bool)
-            if has_atac is None
-            else has_atac > 0
-        )
-        if self.training and has.any():
-            n_cells = has.sum().to(log_depth.dtype)
-            self.atac_log_depth_count += n_cells
-            shift = log_depth[has].mean().detach() - self.atac_log_depth_mean
-            self.atac_log_depth_mean += shift * n_cells / self.atac_log_depth_count
-        return torch.where(has[:, None], log_depth, self.atac_log_depth_mean)
+        """Log depth per cell; for cells without ATAC, the training cells' mean."""
+        if has_atac is None:
+            return log_depth
+        return torch.where(has_atac[:, None] > 0, log_depth, self.atac_log_depth_mean)
 
     def size_factors(self, x: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         """Per-cell size terms the decoders condition on.
@@ -347,8 +344,13 @@ class OmniVAE(BaseModuleClass):
         encoder_cats = covariates if self.encode_covariates else []
         encoder_cont = cont_covs if self.encode_covariates else None
         hidden = [
-            self.encoders[m](self._encoder_input(m, x[m]), *encoder_cats, cont=encoder_cont)
-            for m in self.modalities
+            self.encoders[m](
+                self._encoder_input(m, x[m]),
+                *encoder_cats,
+                cont=encoder_cont,
+                rows=None if observed is None else observed[:, i] > 0,
+            )
+            for i, m in enumerate(self.modalities)
         ]
         if observed is None:
             observed = hidden[0].new_ones(len(batch_index), len(self.modalities))
@@ -397,13 +399,18 @@ class OmniVAE(BaseModuleClass):
         inference_outputs: dict,
         generative_outputs: dict,
         kl_weight: float = 1.0,
+        class_weights: torch.Tensor | None = None,
+        reference_distances: torch.Tensor | None = None,
     ) -> LossOutput:
         """Weighted sum of per-modality negative log-likelihoods plus the weighted KL.
 
         Each modality's unweighted reconstruction loss is also reported as
         ``reconstruction_loss_<modality>`` (the mean over the cells that have the modality) so
         that it appears in ``model.history``. Cells of mosaic data have no loss for a modality
-        they lack.
+        they lack. With ``contrastive_weight > 0`` the contrastive terms are added, with the
+        training cells' ``class_weights`` and ``reference_distances`` (see
+        :meth:`~omnivi.module.ContrastiveObjective.forward`; ``None``: uniform weights, no
+        centroid term), which the training plan passes.
         """
         observed = tensors.get(MODALITY_MASK_KEY)
         nll, n_observed = {}, {}
@@ -437,6 +444,8 @@ class OmniVAE(BaseModuleClass):
                 tensors[REGISTRY_KEYS.LABELS_KEY],
                 tensors[REGISTRY_KEYS.BATCH_KEY],
                 self.unlabeled_code,
+                class_weights,
+                reference_distances,
             )
             total = total + self.contrastive_weight * terms["total"]
             metrics.update({f"contrastive_{k}": v.detach() for k, v in terms.items()})

@@ -9,6 +9,10 @@ from torch import nn
 class LatentClassifier(nn.Module):
     """Multilayer perceptron from an embedding to cell-type logits.
 
+    It is fit apart from the model that holds it, on that model's frozen embedding
+    (:meth:`omnivi.model.OmniVI.train_classifier`): its parameters require no gradient
+    otherwise, so the model's own training (and DistributedDataParallel) leaves them out.
+
     Parameters
     ----------
     n_input
@@ -21,6 +25,9 @@ class LatentClassifier(nn.Module):
         Dropout after the hidden layer.
     """
 
+    #: It outputs logits (what :class:`scvi.train.ClassifierTrainingPlan` checks).
+    logits = True
+
     def __init__(
         self, n_input: int, n_classes: int, n_hidden: int = 128, dropout_rate: float = 0.1
     ):
@@ -32,6 +39,7 @@ class LatentClassifier(nn.Module):
             nn.Dropout(dropout_rate),
             nn.Linear(n_hidden, n_classes),
         )
+        self.requires_grad_(False)
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
         """Return the logits (cells x classes) of embeddings ``z``."""

@@ -2,9 +2,26 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+
 import torch
 from scvi.nn import FCLayers
 from torch import nn
+
+
+@contextmanager
+def running_statistics(module: nn.Module) -> Iterator[None]:
+    """Use the running statistics of ``module``'s batch norms, in training mode too."""
+    norms = [m for m in module.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    training = [m.training for m in norms]
+    for norm in norms:
+        norm.eval()
+    try:
+        yield
+    finally:
+        for norm, mode in zip(norms, training, strict=True):
+            norm.train(mode)
 
 
 def _bag_inputs(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -55,6 +72,7 @@ class ModalityEncoder(nn.Module):
         sparse_input: bool = False,
     ):
         super().__init__()
+        self.n_output = n_output
         self.projection = None
         if sparse_input:
             self.projection = nn.EmbeddingBag(n_input, n_output, mode="sum")
@@ -74,11 +92,36 @@ class ModalityEncoder(nn.Module):
         )
 
     def forward(
-        self, x: torch.Tensor, *cat_list: torch.Tensor, cont: torch.Tensor | None = None
+        self,
+        x: torch.Tensor,
+        *cat_list: torch.Tensor,
+        cont: torch.Tensor | None = None,
+        rows: torch.Tensor | None = None,
     ) -> torch.Tensor:
-        """Return the hidden representation of ``x`` (cells x features)."""
+        """Return the hidden representation of ``x`` (cells x features).
+
+        ``rows`` (a boolean per cell) encodes only the cells that have the modality; the
+        others (zero-padded rows of mosaic data) get zeros and take no part in the
+        batch-norm statistics, so a cell's representation does not depend on how many
+        cells of its minibatch lack the modality.
+        """
+        if rows is None or bool(rows.all()):
+            return self._encode(x, cat_list, cont)
+        hidden = x.new_zeros(x.shape[0], self.n_output)
+        if bool(rows.any()):
+            hidden[rows] = self._encode(
+                x[rows], [c[rows] for c in cat_list], None if cont is None else cont[rows]
+            )
+        return hidden
+
+    def _encode(
+        self, x: torch.Tensor, cat_list: Sequence[torch.Tensor], cont: torch.Tensor | None
+    ) -> torch.Tensor:
         if self.projection is not None:
             x = self.projection(*_bag_inputs(x))
+        if self.training and x.shape[0] == 1:  # batch norm cannot estimate from one cell
+            with running_statistics(self.encoder):
+                return self.encoder(x, *cat_list, cont=cont)
         return self.encoder(x, *cat_list, cont=cont)
 
 

@@ -105,7 +105,11 @@ def normalize_log1p(
 
 
 def clr(adata: AnnData, layer: str | None = None, axis: int = 0, key_added: str = "clr") -> None:
-    """Centred log-ratio transform of protein counts: ``log1p(x)`` minus its mean.
+    """Centred log-ratio transform of protein counts, as muon's ``prot.pp.clr``.
+
+    Each count is divided by the geometric mean (of ``log1p`` counts) along ``axis``, then
+    ``log1p``-transformed: ``log1p(x / exp(mean(log1p(x))))``, the formula of muon (and of
+    Seurat's CLR, with margin 1 for ``axis=0``).
 
     Parameters
     ----------
@@ -114,16 +118,17 @@ def clr(adata: AnnData, layer: str | None = None, axis: int = 0, key_added: str 
     layer
         Layer of counts; ``None`` for ``.X``.
     axis
-        ``0``: centre each protein across cells (as muon and Seurat's default margin);
-        ``1``: centre each cell across its proteins.
+        ``0``: normalise each protein across cells (muon's default); ``1``: each cell across
+        its proteins.
     key_added
         Layer to write the (dense) result to.
     """
     if axis not in (0, 1):
         raise ValueError(f"axis must be 0 (per protein) or 1 (per cell), got {axis}.")
     counts = _counts(adata, layer)
-    logged = np.log1p(counts.toarray() if sparse.issparse(counts) else counts)
-    adata.layers[key_added] = logged - logged.mean(axis=axis, keepdims=True)
+    counts = counts.toarray() if sparse.issparse(counts) else counts
+    geometric_mean = np.exp(np.log1p(counts).mean(axis=axis, keepdims=True))
+    adata.layers[key_added] = np.log1p(counts / geometric_mean)
 
 
 def binarize(adata: AnnData, layer: str | None = None, key_added: str = "binary") -> None:
