@@ -199,8 +199,10 @@ def _run_facts(all_results: dict[str, dict]) -> list[str]:
                         f"its {training['default_epochs']} default epochs"
                     )
     cpu = "; ".join(f"{cpu}, {cores} cores, torch {torch}" for cpu, cores, torch in machines)
+    commits = sorted({r["machine"].get("omnivi commit") or "?" for r in all_results.values()})
     lines = [
-        f"Runs of {dates[0]} to {dates[-1]} ({cpu}; scvi-tools {first['scvi-tools']}, "
+        f"Runs of {dates[0]} to {dates[-1]}, omnivi at commit {', '.join(commits)} ({cpu}; "
+        f"scvi-tools {first['scvi-tools']}, "
         f"scib-metrics {first['scib-metrics']}, harmonypy {first['harmonypy']}). scib-metrics "
         "total (0.6 bio + 0.4 batch, raw values), mean ± standard deviation over the seeds "
         "of the small sets (3 seeds; one on mop). Every method at its own defaults; batch "

@@ -277,7 +277,9 @@ def markdown_report(results: dict[str, Any]) -> str:
         f"Machine: {machine['cpu']}, {machine['cores']} cores{gpu}; Python {machine['python']}, "
         f"torch {machine['torch']}, scvi-tools {machine['scvi-tools']}, scib-metrics "
         f"{machine['scib-metrics']}, harmonypy {machine['harmonypy']}, omnivi "
-        f"{machine['omnivi']}; {machine['date']}; {results['wall_seconds'] / 60:.1f} min in all.",
+        f"{machine['omnivi']}"
+        + (f" (commit {machine['omnivi commit']})" if machine.get("omnivi commit") else "")
+        + f"; {machine['date']}; {results['wall_seconds'] / 60:.1f} min in all.",
         "",
         "Every method runs at its own defaults: its constructor's and a plain `train()`, so its "
         "own epochs, early stopping, batch size and learning rate; only the seed differs"

@@ -90,8 +90,25 @@ def _version(package: str) -> str | None:
         return None
 
 
+def _commit() -> str | None:
+    """Return the git commit of the omnivi source tree, if it is a checkout."""
+    import subprocess
+
+    try:
+        completed = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"],
+            cwd=Path(__file__).resolve().parent,
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+    except (OSError, subprocess.CalledProcessError):
+        return None
+    return completed.stdout.strip() or None
+
+
 def machine_info() -> dict[str, Any]:
-    """CPU, cores, GPU, library versions and date of the run."""
+    """CPU, cores, GPU, library versions, omnivi's git commit and date of the run."""
     import torch
 
     return {
@@ -105,5 +122,6 @@ def machine_info() -> dict[str, Any]:
             package: _version(package)
             for package in ("omnivi", "torch", "scvi-tools", "scib-metrics", "harmonypy")
         },
+        "omnivi commit": _commit(),
         "date": dt.datetime.now().isoformat(timespec="seconds"),
     }
