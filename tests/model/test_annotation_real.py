@@ -4,15 +4,19 @@ Training uses samples 09A-09C (about 2,600 cells), testing sample 09J; 10 epochs
 Measured values (seed 0) and the thresholds asserted, chosen below them but far above what
 a model that learned nothing would reach (the largest type, L2/3, is 38% of the cells):
 
-==========================================  ========  ========
-quantity                                    measured  asserted
-==========================================  ========  ========
-OmniCL accuracy on 09J                      0.684     >= 0.55
-OmniVI(contrastive_weight=100) accuracy     0.697     >= 0.55
-Astro left out: novelty AUROC ("mixing")    0.987     >= 0.90
-- recall of the ``is_novel`` call           0.977     >= 0.80
-- known-type cells called novel (5% aim)    0.183     <= 0.25
-==========================================  ========  ========
+==========================================  ===========  ========
+quantity                                    measured     asserted
+==========================================  ===========  ========
+OmniCL accuracy on 09J                      0.684-0.690  >= 0.55
+OmniVI(contrastive_weight=100) accuracy     0.697-0.750  >= 0.55
+Astro left out: novelty AUROC ("mixing")    0.987        >= 0.90
+- recall of the ``is_novel`` call           0.95-0.98    >= 0.80
+- known-type cells called novel (5% aim)    0.046-0.074  <= 0.25
+- of 56 L2/3 cells / 60 random known cells  0.07-0.11 /  <= 0.15
+                                            0.0
+==========================================  ===========  ========
+
+(Ranges: two runs; training on the CPU is not bit-for-bit repeatable across runs.)
 """
 
 from __future__ import annotations
@@ -80,3 +84,13 @@ def test_novelty_of_a_left_out_type(mop_rna):
     assert recall >= 0.8
     assert fpr <= 0.25
     assert np.isfinite(novelty["novelty_score"]).all()
+    # Small queries of known types, one type or a random few: about 5% is the aim; 56 cells
+    # make the rate coarse (6 cells are 0.107), and three training samples give the threshold
+    # only three batch differences to learn from.
+    rng = np.random.default_rng(0)
+    known = np.flatnonzero(~novel)
+    one_type = np.flatnonzero((query.obs["cell_type"] == "L2/3").to_numpy())
+    for cells in (rng.choice(one_type, 56, replace=False), rng.choice(known, 60, replace=False)):
+        called = model.get_novelty_scores(query[cells].copy())["is_novel"].mean()
+        print(f"{len(cells)} known cells: called novel {called:.3f}")
+        assert called <= 0.15
