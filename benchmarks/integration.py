@@ -11,6 +11,9 @@ Usage::
     python benchmarks/integration.py --datasets bmmc_cite_small  # one (or a few) of them
     python benchmarks/integration.py --summary                   # only rewrite the README table
     python benchmarks/integration.py --quick                     # 3 epochs, one seed, temp folder
+
+An interrupted data set continues where it stopped when run again: each finished fit is kept
+in ``benchmarks/runs/<data set>/`` (``omnivi benchmark --work-dir``).
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ from omnivi.data import find_data_dir
 
 ROOT = Path(__file__).resolve().parent
 RESULTS = ROOT / "results"
+RUNS = ROOT / "runs"
 README = ROOT.parent / "README.md"
 START, END = "<!-- benchmark-summary:start -->", "<!-- benchmark-summary:end -->"
 
@@ -82,7 +86,12 @@ DATASETS: dict[str, Dataset] = {
 
 
 def run_dataset(name: str, out_dir: Path, data_dir: Path, quick: bool) -> dict[str, Any]:
-    """Run ``omnivi benchmark`` on one data set; ``quick``: 3 epochs and one seed."""
+    """Run ``omnivi benchmark`` on one data set; ``quick``: 3 epochs and one seed.
+
+    Fits are kept in ``benchmarks/runs/<data set>`` (not under version control), so that a run
+    that is interrupted continues where it stopped (a new omnivi commit starts afresh; after
+    uncommitted changes, delete the folder). ``--quick`` keeps them in a temporary folder.
+    """
     dataset = DATASETS[name]
     return benchmark(
         data_dir / dataset.file,
@@ -94,6 +103,7 @@ def run_dataset(name: str, out_dir: Path, data_dir: Path, quick: bool) -> dict[s
         seeds=dataset.seeds[:1] if quick else dataset.seeds,
         max_epochs=3 if quick else dataset.max_epochs or None,
         speed_epochs=3 if quick else dataset.speed_epochs,
+        work_dir=None if quick else RUNS / name,
     )
 
 

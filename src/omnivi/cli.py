@@ -122,6 +122,7 @@ def run_benchmark(args: argparse.Namespace) -> dict:
         speed_epochs=args.speed_epochs,
         threads=args.threads,
         save_embeddings=args.save_embeddings,
+        work_dir=args.work_dir,
     )
     return {
         method["name"]: {
@@ -227,6 +228,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     bench.add_argument("--threads", type=int, default=None, help="torch threads per fit")
     bench.add_argument("--name", default=None, help="file name of the results (default: input's)")
+    bench.add_argument(
+        "--work-dir",
+        type=Path,
+        default=None,
+        help="keep each fit here; rerun with the same folder to continue an interrupted run "
+        "(default: a temporary folder)",
+    )
     bench.add_argument(
         "--save-embeddings",
         action="store_true",

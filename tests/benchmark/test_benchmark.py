@@ -163,3 +163,31 @@ def test_help_lists_the_methods(capsys):
     text = capsys.readouterr().out
     for key in ("omnivi_contrastive", "harmony_concat_pca", "multivi", "--max-epochs", "--seeds"):
         assert key in text
+
+
+def test_a_run_continues_from_its_work_folder(cite_file, tmp_path):
+    work = tmp_path / "work"
+    first = benchmark(
+        cite_file, "batch", "cell_type", methods=["pca"], out_dir=tmp_path, work_dir=work
+    )
+    assert first["reused_fits"] == 0
+    assert (work / "pca_fit_s0.npz").exists()
+    assert (work / "run.json").exists()
+    again = benchmark(
+        cite_file, "batch", "cell_type", methods=["pca"], out_dir=tmp_path, work_dir=work
+    )
+    (record,) = again["methods"]["pca"]["runs"]
+    assert record["reused"] is True
+    assert again["reused_fits"] == 1
+    assert record["scib"] == first["methods"]["pca"]["runs"][0]["scib"]
+    assert "1 fits reused" in (tmp_path / f"{again['name']}.md").read_text()
+    with pytest.raises(ValueError, match="settings differ"):
+        benchmark(
+            cite_file,
+            "batch",
+            "cell_type",
+            methods=["pca"],
+            out_dir=tmp_path,
+            work_dir=work,
+            speed_epochs=2,
+        )

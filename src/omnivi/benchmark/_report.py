@@ -279,7 +279,12 @@ def markdown_report(results: dict[str, Any]) -> str:
         f"{machine['scib-metrics']}, harmonypy {machine['harmonypy']}, omnivi "
         f"{machine['omnivi']}"
         + (f" (commit {machine['omnivi commit']})" if machine.get("omnivi commit") else "")
-        + f"; {machine['date']}; {results['wall_seconds'] / 60:.1f} min in all.",
+        + f"; {machine['date']}; {results['wall_seconds'] / 60:.1f} min in all"
+        + (
+            f" ({results['reused_fits']} fits reused from an earlier sitting)."
+            if results.get("reused_fits")
+            else "."
+        ),
         "",
         "Every method runs at its own defaults: its constructor's and a plain `train()`, so its "
         "own epochs, early stopping, batch size and learning rate; only the seed differs"

@@ -22,7 +22,7 @@ from omnivi import tl
 from omnivi.benchmark._data import BenchmarkData, describe_data, load_obs
 from omnivi.benchmark._methods import BASELINE, METHODS, SPEED_PEERS, SPEED_SETTINGS, Method
 from omnivi.benchmark._report import markdown_report, summarise, umap_figure
-from omnivi.benchmark._scoring import machine_info, scib_scores
+from omnivi.benchmark._scoring import commit, machine_info, scib_scores
 
 #: The optional dependencies, installed by ``pip install 'omnivi[benchmark]'``.
 EXTRA = "omnivi[benchmark]"
@@ -88,6 +88,37 @@ def epoch_caps(max_epochs: int | Mapping[str, int] | None) -> dict[str, int]:
     return {key: int(value) for key, value in max_epochs.items()}
 
 
+def prepare_work_dir(work_dir: Path, data: BenchmarkData, settings: dict[str, Any]) -> None:
+    """Make ``work_dir`` the home of this run's fits, or check it holds this run's.
+
+    ``run.json`` records the data set, the settings that change a fit (epoch caps, speed
+    epochs, threads) and omnivi's commit; fits made under another of these are not reused.
+    """
+    work_dir.mkdir(parents=True, exist_ok=True)
+    run = {"data": json.loads(data.to_json()), "settings": settings, "omnivi commit": commit()}
+    run_file = work_dir / "run.json"
+    if run_file.exists():
+        earlier = json.loads(run_file.read_text())
+        changed = sorted(key for key in run if earlier.get(key) != run[key])
+        if changed:
+            raise ValueError(
+                f"{work_dir} holds fits of another run (its {', '.join(changed)} differ), "
+                f"which cannot be reused. Give another work folder, or empty this one."
+            )
+    else:
+        run_file.write_text(json.dumps(run, indent=2))
+    (work_dir / "data.json").write_text(data.to_json())
+
+
+def _finished_fit(prefix: Path) -> dict[str, Any] | None:
+    """Return the record of a successful fit saved under ``prefix``, else ``None``."""
+    record_file = prefix.with_suffix(".json")
+    if not (record_file.exists() and prefix.with_suffix(".npz").exists()):
+        return None
+    record = json.loads(record_file.read_text())
+    return record if record["status"] == "ok" else None
+
+
 def _run_worker(
     workdir: Path,
     method: Method,
@@ -96,9 +127,16 @@ def _run_worker(
     cap: int | None = None,
     speed_epochs: int | None = None,
     threads: int | None = None,
+    reuse: bool = True,
 ) -> tuple[dict[str, Any], Path]:
-    """Fit ``method`` in a new Python process; return its record and its output prefix."""
+    """Fit ``method`` in a new Python process; return its record and its output prefix.
+
+    With ``reuse``, a successful fit already saved under the prefix is returned instead.
+    """
     prefix = workdir / f"{method.key}_{tag}_s{seed}"
+    finished = _finished_fit(prefix) if reuse else None
+    if finished is not None:
+        return {**finished, "reused": True}, prefix
     command = [
         sys.executable,
         "-m",
@@ -128,6 +166,8 @@ def _run_worker(
 def _done_line(record: dict[str, Any]) -> str:
     if record["status"] != "ok":
         return f"    failed: {record['error']}"
+    if record.get("reused"):
+        return f"    reused from the work folder ({record['seconds']:.0f} s when it ran)"
     training = record.get("training")
     fitted = ""
     if training:
@@ -166,10 +206,19 @@ def _speed_runs(
         if peer.needs != set(data.modalities):  # OmniVI must read the same modalities
             continue
         pair = {}
+        both_saved = all(  # a ratio compares runs of one sitting: reuse both or neither
+            _finished_fit(workdir / f"{key}_speed_s{seed}") for key in ("omnivi", peer_key)
+        )
         for method in (METHODS["omnivi"], peer):
             print(f"[speed] {method.name}: batch size 256, {speed_epochs} epochs", flush=True)
             record, _ = _run_worker(
-                workdir, method, seed, "speed", speed_epochs=speed_epochs, threads=threads
+                workdir,
+                method,
+                seed,
+                "speed",
+                speed_epochs=speed_epochs,
+                threads=threads,
+                reuse=both_saved,
             )
             print(_done_line(record), flush=True)
             pair[method.key] = record
@@ -256,6 +305,7 @@ def benchmark(
     speed_epochs: int | None = None,
     threads: int | None = None,
     save_embeddings: bool = False,
+    work_dir: str | Path | None = None,
 ) -> dict[str, Any]:
     """Compare integration methods on one data set, each at its own defaults.
 
@@ -306,6 +356,11 @@ def benchmark(
     save_embeddings
         Also write ``NAME_embeddings.h5ad``: the cells with each method's embedding (first
         seed) and UMAP in ``.obsm``.
+    work_dir
+        Folder to keep each fit's embedding and record in; ``None``: a temporary folder,
+        removed at the end. A run given the folder of an interrupted one (same data set,
+        settings and omnivi commit) reuses the fits that finished and runs the rest, so a
+        long benchmark can be run in parts. A speed comparison is reused only whole.
 
     Returns
     -------
@@ -326,9 +381,10 @@ def benchmark(
         f"{len(selected)} methods x {len(seeds)} seed(s)",
         flush=True,
     )
+    fit_settings = {"max_epochs": caps, "speed_epochs": speed_epochs, "threads": threads}
     with tempfile.TemporaryDirectory(prefix="omnivi-benchmark-") as tmp:
-        workdir = Path(tmp)
-        (workdir / "data.json").write_text(data.to_json())
+        workdir = Path(tmp) if work_dir is None else Path(work_dir)
+        prepare_work_dir(workdir, data, fit_settings)
         runs, embeddings = _fit_all(workdir, selected, seeds, caps, threads, obs.index)
         speed = []
         if speed_epochs:
@@ -381,6 +437,11 @@ def benchmark(
         "figure": f"{name}.png",
         "scib_seconds": scib_seconds,
         "wall_seconds": time.perf_counter() - started,
+        "reused_fits": sum(
+            bool(record.get("reused"))
+            for record in [r for rs in runs.values() for r in rs]
+            + [r for row in speed for r in row["runs"].values()]
+        ),
     }
     (out_dir / f"{name}.json").write_text(json.dumps(results, indent=2))
     (out_dir / f"{name}.md").write_text(markdown_report(results))

@@ -90,7 +90,7 @@ def _version(package: str) -> str | None:
         return None
 
 
-def _commit() -> str | None:
+def commit() -> str | None:
     """Return the git commit of the omnivi source tree, if it is a checkout."""
     import subprocess
 
@@ -122,6 +122,6 @@ def machine_info() -> dict[str, Any]:
             package: _version(package)
             for package in ("omnivi", "torch", "scvi-tools", "scib-metrics", "harmonypy")
         },
-        "omnivi commit": _commit(),
+        "omnivi commit": commit(),
         "date": dt.datetime.now().isoformat(timespec="seconds"),
     }
