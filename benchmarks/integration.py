@@ -232,9 +232,12 @@ def summary(results_dir: Path = RESULTS) -> str:
     }
     if not all_results:
         return "No benchmark results yet: run `python benchmarks/integration.py`."
+    missing = [name for name in DATASETS if name not in all_results]
+    pending = [f"Not run yet: {', '.join(f'`{name}`' for name in missing)}."] if missing else []
     return "\n".join(
         [
             *_run_facts(all_results),
+            *pending,
             "",
             "Unsupervised (no labels):",
             "",
