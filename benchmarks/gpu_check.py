@@ -51,22 +51,27 @@ def checks(device: str, workdir: Path) -> dict[str, Callable[[], Any]]:
             raise AssertionError(f"the module is on {found}, not {device}")
         return found
 
-    def unlabelled():
+    def set_up(model_class, **labels) -> md.MuData:
+        """A copy of the simulated data, registered with ``model_class``."""
         data = mdata.copy()
-        omnivi.model.OmniVI.setup_mudata(
-            data, batch_key="batch", modalities={"rna_layer": "rna", "protein_layer": "protein"}
+        model_class.setup_mudata(
+            data,
+            batch_key="batch",
+            modalities={"rna_layer": "rna", "protein_layer": "protein"},
+            **labels,
         )
-        model = omnivi.model.OmniVI(data)
+        return data
+
+    def unlabelled():
+        model = omnivi.model.OmniVI(set_up(omnivi.model.OmniVI))
         model.train(**options)
         state["unlabelled"] = model
         return on_device(model)
 
     def autoencoder():
-        data = mdata.copy()
-        omnivi.model.OmniVI.setup_mudata(
-            data, batch_key="batch", modalities={"rna_layer": "rna", "protein_layer": "protein"}
+        model = omnivi.model.OmniVI(
+            set_up(omnivi.model.OmniVI), latent_distribution="deterministic"
         )
-        model = omnivi.model.OmniVI(data, latent_distribution="deterministic")
         model.train(**options)
         return model.get_latent_representation().shape
 
@@ -83,13 +88,7 @@ def checks(device: str, workdir: Path) -> dict[str, Callable[[], Any]]:
         return protein.shape, rna.shape
 
     def labelled():
-        data = mdata.copy()
-        omnivi.model.OmniVI.setup_mudata(
-            data,
-            batch_key="batch",
-            labels_key="cell_type",
-            modalities={"rna_layer": "rna", "protein_layer": "protein"},
-        )
+        data = set_up(omnivi.model.OmniVI, labels_key="cell_type")
         model = omnivi.model.OmniVI(data, contrastive_weight=100)
         model.train(**options)
         state["labelled"] = model
@@ -136,13 +135,7 @@ def checks(device: str, workdir: Path) -> dict[str, Callable[[], Any]]:
         return mapped.predict()[:3].tolist(), imputed.shape
 
     def omnicl():
-        data = mdata.copy()
-        omnivi.model.OmniCL.setup_mudata(
-            data,
-            batch_key="batch",
-            labels_key="cell_type",
-            modalities={"rna_layer": "rna", "protein_layer": "protein"},
-        )
+        data = set_up(omnivi.model.OmniCL, labels_key="cell_type")
         model = omnivi.model.OmniCL(data)
         model.train(**options)
         on_device(model)
