@@ -253,7 +253,12 @@ def test_atac_from_rna_and_rna_from_atac(synthetic_session):
         mdata, batch_key="batch", modalities={"rna_layer": "rna", "atac_layer": "atac"}
     )
     model = OmniVI(mdata, n_hidden=64, n_latent=8, atac_region_fraction=1.0)
+    # The depth the decoder gives RNA-only cells: fixed from the data before training, never
+    # updated in a forward pass, so that every DDP process holds the same value.
+    depth = np.log1p(accessible[batch != "batch_0"].sum(axis=1)).mean()
+    assert model.module.atac_log_depth_mean.item() == pytest.approx(depth, rel=1e-6)
     model.train(max_epochs=150, enable_progress_bar=False)
+    assert model.module.atac_log_depth_mean.item() == pytest.approx(depth, rel=1e-6)
     order = mdata.obs_names.get_indexer(synthetic_session.obs_names)
     rna_only, atac_only = order[batch == "batch_0"], order[batch == "batch_1"]
     imputed_atac = model.get_normalized_expression(modality="atac", indices=rna_only)
