@@ -17,7 +17,8 @@ extensions = [
 autosummary_generate = True
 napoleon_numpy_docstring = True
 napoleon_google_docstring = False
-nb_execution_mode = "off"
+nb_execution_mode = "off"  # notebooks keep the outputs of their full run
+myst_heading_anchors = 3
 intersphinx_mapping = {
     "python": ("https://docs.python.org/3", None),
     "anndata": ("https://anndata.readthedocs.io/en/stable/", None),
