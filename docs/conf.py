@@ -1,10 +1,11 @@
 """Sphinx configuration of the omnivi documentation."""
 
-from importlib.metadata import version
+import os
+from importlib.metadata import version as package_version
 
 project = "omnivi"
 author = "omnivi developers"
-release = version("omnivi")
+release = package_version("omnivi")
 
 extensions = [
     "myst_nb",
@@ -12,9 +13,11 @@ extensions = [
     "sphinx.ext.autosummary",
     "sphinx.ext.napoleon",
     "sphinx.ext.intersphinx",
-    "sphinx_autodoc_typehints",
 ]
 autosummary_generate = True
+# Type hints go into the parameter descriptions, for the parameters the docstring documents.
+autodoc_typehints = "description"
+autodoc_typehints_description_target = "documented"
 napoleon_numpy_docstring = True
 napoleon_google_docstring = False
 nb_execution_mode = "off"  # notebooks keep the outputs of their full run
@@ -26,6 +29,10 @@ intersphinx_mapping = {
     "scvi": ("https://docs.scvi-tools.org/en/stable/", None),
     "torch": ("https://pytorch.org/docs/stable/", None),
 }
+if os.environ.get("OMNIVI_DOCS_OFFLINE"):
+    # Without a network (CI, scripts/docs) the other projects' inventories cannot be fetched,
+    # which Sphinx reports as a warning; their names then stay plain text.
+    intersphinx_mapping = {}
 html_theme = "sphinx_book_theme"
 html_title = "omnivi"
-exclude_patterns = ["_build"]
+exclude_patterns = ["_build", "benchmarks/runs"]
