@@ -206,7 +206,9 @@ def _run_facts(all_results: dict[str, dict]) -> list[str]:
                 if training["capped"]:
                     capped.append(
                         f"{method['name']} on {name} was capped at {training['max_epochs']} of "
-                        f"its {training['default_epochs']} default epochs"
+                        f"its {training['default_epochs']} default epochs (epochs run: "
+                        f"{', '.join(map(str, training['epochs_run']))}; ended by "
+                        f"{', '.join(sorted(set(training['ended_by'])))})"
                     )
     cpu = "; ".join(f"{cpu}, {cores} cores, torch {torch}" for cpu, cores, torch in machines)
     commits = sorted({r["machine"].get("omnivi commit") or "?" for r in all_results.values()})
