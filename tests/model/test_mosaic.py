@@ -116,6 +116,23 @@ def test_a_missing_modality_adds_nothing_to_the_loss(mosaic_model):
     assert subset[REGISTRY_KEYS.BATCH_KEY].numel() > 0
 
 
+def test_cells_without_protein_are_decoded_at_the_mean_protein_depth(mosaic_model):
+    model, mdata = mosaic_model
+    counts = mdata["protein"].X
+    depth = np.log1p(np.asarray(counts.sum(axis=1), dtype=np.float64)).mean()
+    assert model.module.depth_modalities == ["protein"]
+    assert model.module.log_depth_mean.item() == pytest.approx(depth, rel=1e-5)
+    module = model.module.eval()
+    tensors = next(iter(model._make_data_loader(model.adata, batch_size=64)))
+    rna_only = tensors[MODALITY_MASK_KEY][:, model.modalities.index("protein")] == 0
+    generative_input = module._get_generative_input(
+        tensors, module.inference(**module._get_inference_input(tensors))
+    )
+    np.testing.assert_allclose(
+        generative_input["size"]["protein"][rna_only].numpy(), depth, rtol=1e-5
+    )
+
+
 def test_imputation_predicts_a_missing_modality(mosaic_model):
     model, mdata = mosaic_model
     batch = mdata.obs["batch"].astype(str).to_numpy()
@@ -256,9 +273,10 @@ def test_atac_from_rna_and_rna_from_atac(synthetic_session):
     # The depth the decoder gives RNA-only cells: fixed from the data before training, never
     # updated in a forward pass, so that every DDP process holds the same value.
     depth = np.log1p(accessible[batch != "batch_0"].sum(axis=1)).mean()
-    assert model.module.atac_log_depth_mean.item() == pytest.approx(depth, rel=1e-6)
+    assert model.module.depth_modalities == ["atac"]
+    assert model.module.log_depth_mean.item() == pytest.approx(depth, rel=1e-6)
     model.train(max_epochs=150, enable_progress_bar=False)
-    assert model.module.atac_log_depth_mean.item() == pytest.approx(depth, rel=1e-6)
+    assert model.module.log_depth_mean.item() == pytest.approx(depth, rel=1e-6)
     order = mdata.obs_names.get_indexer(synthetic_session.obs_names)
     rna_only, atac_only = order[batch == "batch_0"], order[batch == "batch_1"]
     imputed_atac = model.get_normalized_expression(modality="atac", indices=rna_only)

@@ -233,10 +233,19 @@ def test_size_factors():
     tensors = make_tensors(module.modalities)
     x = {m: tensors[MODALITY_REGISTRY_KEYS[m]] for m in module.modalities}
     size = module.size_factors(x)
-    assert set(size) == {"rna", "atac"}
+    assert set(size) == {"rna", "protein", "atac"}
     torch.testing.assert_close(size["rna"], x["rna"].sum(1, keepdim=True))
+    torch.testing.assert_close(size["protein"], torch.log1p(x["protein"].sum(1, keepdim=True)))
     n_open = (x["atac"] > 0).sum(1, keepdim=True).float()
     torch.testing.assert_close(size["atac"], torch.log1p(n_open))
+
+
+def test_normal_protein_takes_no_depth():
+    module = make_module(likelihoods={"protein": "normal"})
+    assert module.depth_modalities == ["atac"]
+    tensors = make_tensors(module.modalities, log_normal=("protein",))
+    x = {m: tensors[MODALITY_REGISTRY_KEYS[m]] for m in module.modalities}
+    assert set(module.size_factors(x)) == {"rna", "atac"}
 
 
 def test_reconstruction_target_binarises_atac():

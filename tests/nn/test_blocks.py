@@ -144,16 +144,26 @@ def test_expression_decoder(gen, likelihood, cls):
     [("nbmixture", NegativeBinomialMixture), ("nb", NegativeBinomial), ("normal", Normal)],
 )
 def test_protein_decoder(gen, likelihood, cls):
-    decoder = ProteinDecoder(6, 12, likelihood=likelihood, n_cat_list=[3], n_hidden=16)
+    decoder = ProteinDecoder(6, 12, likelihood=likelihood, n_cat_list=[3], n_hidden=16).eval()
     z = torch.randn(N_CELLS, 6, generator=gen)
-    py = decoder(z, _batch(gen))
-    assert isinstance(py, cls)
     counts = _counts(gen, 12, density=0.9, max_count=50)
+    log_depth = torch.log1p(counts.sum(dim=1, keepdim=True))
+    batch = _batch(gen)
+    py = decoder(z, batch, log_depth=log_depth)
+    assert isinstance(py, cls)
     log_prob = py.log_prob(counts)
     assert log_prob.shape == (N_CELLS, 12)
     assert torch.isfinite(log_prob).all()
     if likelihood == "nbmixture":
         assert (py.mu2 >= py.mu1).all()  # the foreground is at least the background
+    deeper = decoder(z, batch, log_depth=log_depth + 1.0)
+    if likelihood == "normal":  # normalised input: no depth covariate
+        assert not decoder.takes_depth
+        torch.testing.assert_close(deeper.loc, py.loc)
+    else:  # the count likelihoods condition on the cell's depth
+        assert not torch.allclose(deeper.mean, py.mean)
+        with pytest.raises(ValueError, match="log_depth"):
+            decoder(z, batch)
 
 
 def test_accessibility_decoder_and_region_subset(gen):

@@ -24,7 +24,7 @@ from omnivi.model._plans import (
     trainer_defaults,
 )
 from omnivi.model._query import QueryPreparationMixin
-from omnivi.module import OmniVAE
+from omnivi.module import OmniVAE, modalities_with_depth
 
 
 def fused_adam(lr: float, weight_decay: float, eps: float = 0.01):
@@ -53,8 +53,9 @@ class OmniVI(
 
     Each modality is encoded by its own branch; the branches are concatenated and fused into
     one joint latent, and each modality is reconstructed by its own decoder with a likelihood
-    fit to its data. Batch is injected into encoders and decoders, so the latent is corrected
-    for it, and reference mapping (scArches) can adapt the model to new batches.
+    fit to its data. Batch is injected into every decoder layer, so the latent need not hold
+    it, and reference mapping (scArches) can adapt the model to new batches; with
+    ``encode_covariates=True`` the encoder branches see it too.
 
     Parameters
     ----------
@@ -152,7 +153,7 @@ class OmniVI(
             dropout_rate=dropout_rate,
             latent_distribution=latent_distribution,
             modality_weights=modality_weights,
-            atac_log_depth_mean=self._atac_log_depth_mean(),
+            log_depth_means=self._log_depth_means(likelihoods),
             n_labels=self.summary_stats.n_labels if self.has_labels else 0,
             unlabeled_code=self.unlabeled_code,
             contrastive_weight=contrastive_weight,
@@ -166,22 +167,28 @@ class OmniVI(
         )
         self.init_params_ = self._get_init_params(locals())
 
-    def _atac_log_depth_mean(self) -> float:
-        """Mean ``log1p`` number of accessible regions of the registered cells with ATAC.
+    def _log_depth_means(self, likelihoods: dict[str, str]) -> dict[str, float]:
+        """Mean log depth of each modality whose decoder takes one, over its cells.
 
-        0 without ATAC, or when no registered cell has it (a query model, whose module then
-        takes its reference's value).
+        The depth is ``log1p`` of the total count (protein) or of the number of accessible
+        regions (ATAC), as :meth:`~omnivi.module.OmniVAE.size_factors` computes it. A
+        modality no registered cell has (a query model, whose module then takes its
+        reference's value) is left out, and so is every modality without registered data.
         """
-        if "atac" not in self.modalities or self.adata is None:
-            return 0.0
-        matrix = sparse.csr_matrix(
-            self.adata_manager.get_from_registry(MODALITY_REGISTRY_KEYS["atac"])
-        )
-        has_atac = self._observed_modalities()[:, self.modalities.index("atac")]
-        if not has_atac.any():
-            return 0.0
-        regions = np.asarray((matrix[has_atac] > 0).sum(axis=1)).ravel()
-        return float(np.log1p(regions).mean())
+        if self.adata is None:
+            return {}
+        observed = self._observed_modalities()
+        means = {}
+        for modality in modalities_with_depth(likelihoods):
+            has = observed[:, self.modalities.index(modality)]
+            if not has.any():
+                continue
+            matrix = sparse.csr_matrix(
+                self.adata_manager.get_from_registry(MODALITY_REGISTRY_KEYS[modality])
+            )[has]
+            depth = (matrix > 0).sum(axis=1) if modality == "atac" else matrix.sum(axis=1)
+            means[modality] = float(np.log1p(np.asarray(depth, dtype=np.float64)).mean())
+        return means
 
     # -------------------------------------------------------------------------- training
     def train(

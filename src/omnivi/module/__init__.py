@@ -9,7 +9,7 @@ from ._contrastive import (
     labelled_contrastive_terms,
 )
 from ._contrastive_encoder import ContrastiveEncoder
-from ._omnivae import OmniVAE
+from ._omnivae import OmniVAE, modalities_with_depth
 
 __all__ = [
     "CONTRASTIVE_TERMS",
@@ -20,4 +20,5 @@ __all__ = [
     "cell_type_contrastive_loss",
     "centroid_geometry_loss",
     "labelled_contrastive_terms",
+    "modalities_with_depth",
 ]

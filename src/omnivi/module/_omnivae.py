@@ -30,13 +30,32 @@ from omnivi.nn import (
 _DECODERS = {"rna": ExpressionDecoder, "protein": ProteinDecoder, "atac": AccessibilityDecoder}
 
 
+def modalities_with_depth(likelihoods: dict[str, str]) -> list[str]:
+    """Return the modalities whose decoder takes each cell's log depth as a covariate.
+
+    Protein under a count likelihood and ATAC: their per-cell depth (total antibody count,
+    number of accessible regions) varies for technical reasons, and a decoder given it need
+    not store depth in the latent. RNA uses its library size as a scale instead.
+
+    Parameters
+    ----------
+    likelihoods
+        Likelihood of each modality of the model.
+    """
+    return [
+        m
+        for m, likelihood in likelihoods.items()
+        if m == "atac" or (m == "protein" and likelihood in COUNT_LIKELIHOODS)
+    ]
+
+
 class OmniVAE(BaseModuleClass):
     """Multimodal autoencoder with one joint latent per cell.
 
     Each modality has its own encoder branch; the branches are concatenated and fused by a
     joint bottleneck into the latent ``z``; each modality has its own decoder with a
     likelihood fit to its data. Batch (and other categorical covariates) are injected into
-    the encoder branches and every decoder layer.
+    every decoder layer, and into the encoder branches with ``encode_covariates=True``.
 
     Parameters
     ----------
@@ -78,11 +97,12 @@ class OmniVAE(BaseModuleClass):
         Fraction of ATAC regions reconstructed in each training step: a fresh random subset
         per minibatch, its loss rescaled to an unbiased estimate of the loss over all regions.
         Evaluation always uses all regions. ``1.0`` reconstructs every region every step.
-    atac_log_depth_mean
-        Mean over the training cells that have ATAC of ``log1p`` of their number of accessible
-        regions: the depth the ATAC decoder is given for cells without ATAC (imputation in
-        mosaic data). :class:`~omnivi.model.OmniVI` computes it from the registered data; a
-        query model gets its reference's.
+    log_depth_means
+        For each modality whose decoder takes the cell's log depth (see
+        :func:`modalities_with_depth`), the mean log depth of the training cells that have
+        the modality: the depth its decoder is given for cells without it (imputation in
+        mosaic data). :class:`~omnivi.model.OmniVI` computes them from the registered data; a
+        query model gets its reference's. Missing entries are 0.
     encode_covariates
         Whether the encoder branches see batch and covariates. Off by default, as in scVI:
         the latent then mixes batches better. Turn it on to let scArches surgery adapt the
@@ -122,7 +142,7 @@ class OmniVAE(BaseModuleClass):
         modality_weights: dict[str, float] | None = None,
         modality_dropout: float = 0.2,
         atac_region_fraction: float = 0.25,
-        atac_log_depth_mean: float = 0.0,
+        log_depth_means: dict[str, float] | None = None,
         encode_covariates: bool = False,
         use_batch_norm: bool = True,
         use_layer_norm: bool = False,
@@ -165,7 +185,14 @@ class OmniVAE(BaseModuleClass):
                 f"atac_region_fraction must be in (0, 1], got {atac_region_fraction}."
             )
         self.atac_region_fraction = atac_region_fraction
-        self.register_buffer("atac_log_depth_mean", torch.tensor(float(atac_log_depth_mean)))
+        self.depth_modalities = modalities_with_depth(self.likelihoods)
+        means = log_depth_means or {}
+        # A buffer, not a parameter: fixed by the data, saved with the model, the same in every
+        # process of a distributed run.
+        self.register_buffer(
+            "log_depth_mean",
+            torch.tensor([float(means.get(m, 0.0)) for m in self.depth_modalities]),
+        )
 
         cat_list = [n_batch, *(n_cats_per_cov or [])]
         layer_kwargs = {"use_batch_norm": use_batch_norm, "use_layer_norm": use_layer_norm}
@@ -239,10 +266,11 @@ class OmniVAE(BaseModuleClass):
         self, tensors: dict[str, torch.Tensor], inference_outputs: dict
     ) -> dict:
         size = self.size_factors({m: tensors[MODALITY_REGISTRY_KEYS[m]] for m in self.modalities})
-        if "atac" in size:
-            observed = tensors.get(MODALITY_MASK_KEY)
-            has_atac = None if observed is None else observed[:, self.modalities.index("atac")]
-            size["atac"] = self._atac_depth(size["atac"], has_atac)
+        observed = tensors.get(MODALITY_MASK_KEY)
+        if observed is not None:
+            for i, m in enumerate(self.depth_modalities):
+                has = observed[:, self.modalities.index(m), None] > 0
+                size[m] = torch.where(has, size[m], self.log_depth_mean[i])
         return {
             "z": inference_outputs["z"],
             "size": size,
@@ -251,22 +279,20 @@ class OmniVAE(BaseModuleClass):
             "cont_covs": tensors.get(REGISTRY_KEYS.CONT_COVS_KEY),
         }
 
-    def _atac_depth(self, log_depth: torch.Tensor, has_atac: torch.Tensor | None) -> torch.Tensor:
-        """Log depth per cell; for cells without ATAC, the training cells' mean."""
-        if has_atac is None:
-            return log_depth
-        return torch.where(has_atac[:, None] > 0, log_depth, self.atac_log_depth_mean)
-
     def size_factors(self, x: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         """Per-cell size terms the decoders condition on.
 
-        RNA: the observed library size (used by the count likelihoods). ATAC: the log number
-        of accessible regions. Protein needs none.
+        RNA: the observed library size (used by the count likelihoods). Protein counts: the
+        ``log1p`` of the cell's total count, as antibody capture differs from cell to cell
+        and batch to batch. ATAC: the ``log1p`` number of accessible regions. Cells of mosaic
+        data without a modality get the training cells' mean in :meth:`generative`'s input.
         """
         size = {}
         if "rna" in x:
             # at least 1: cells of mosaic data without RNA have none, and no RNA loss either
             size["rna"] = x["rna"].sum(dim=-1, keepdim=True).clamp_min(1.0)
+        if "protein" in self.depth_modalities and "protein" in x:
+            size["protein"] = torch.log1p(x["protein"].sum(dim=-1, keepdim=True))
         if "atac" in x:
             # sign() of non-negative data counts accessible regions, much faster than a
             # count_nonzero that converts the whole block to integers.
@@ -373,14 +399,21 @@ class OmniVAE(BaseModuleClass):
     ) -> dict[str, dict[str, Distribution]]:
         """Decode ``z`` into one likelihood per modality, returned under ``"px"``.
 
+        ``size`` holds the per-cell terms of :meth:`size_factors`: RNA's library size, the
+        log depth of protein (count likelihoods) and of ATAC.
+
         While training with ``atac_region_fraction < 1`` the ATAC likelihood covers only the
         regions returned under ``"atac_regions"``.
         """
         covariates = self._covariates(batch_index, cat_covs)
         outputs = {"px": {}, "atac_regions": self._sample_regions(z.device)}
         for m in self.modalities:
-            extra = (size[m],) if m in size else ()
+            # RNA takes its library size and ATAC its depth as arguments; protein its depth as
+            # the keyword, which a protein decoder on normalised input does not take.
+            extra = (size[m],) if m in ("rna", "atac") else ()
             options = {"regions": outputs["atac_regions"]} if m == "atac" else {}
+            if m == "protein" and m in size:
+                options["log_depth"] = size[m]
             outputs["px"][m] = self.decoders[m](z, *extra, *covariates, cont=cont_covs, **options)
         return outputs
 

@@ -36,6 +36,11 @@ def _hidden_layers(
     )
 
 
+def _with_depth(cont: torch.Tensor | None, log_depth: torch.Tensor) -> torch.Tensor:
+    """Append the cells' log depth (cells x 1) to the continuous covariates."""
+    return log_depth if cont is None else torch.cat([cont, log_depth], dim=-1)
+
+
 class _ModalityDecoder(nn.Module):
     """Shared constructor of the per-modality decoders: hidden layers plus output heads."""
 
@@ -120,7 +125,10 @@ class ProteinDecoder(_ModalityDecoder):
 
     ``"nbmixture"`` (default) is a two-component negative-binomial mixture of a background
     rate and a larger foreground rate, as in totalVI; ``"nb"`` a single negative binomial;
-    ``"normal"`` a unit-variance Gaussian on normalised input (mean-squared error).
+    ``"normal"`` a unit-variance Gaussian on normalised input (mean-squared error). Under the
+    count likelihoods the cell's log total protein count enters the hidden layers as a
+    covariate (the role of totalVI's per-cell background scale), so that antibody capture
+    depth, which differs between cells and batches, need not be stored in the latent.
 
     Parameters
     ----------
@@ -130,12 +138,23 @@ class ProteinDecoder(_ModalityDecoder):
         Number of proteins.
     likelihood
         ``"nbmixture"``, ``"nb"`` or ``"normal"``.
+    n_cont
+        Number of continuous covariates besides depth.
     **kwargs
         Hidden-layer options, as for :class:`ExpressionDecoder`.
     """
 
-    def __init__(self, n_latent: int, n_output: int, likelihood: str = "nbmixture", **kwargs):
-        super().__init__(n_latent, n_output, likelihood, **kwargs)
+    def __init__(
+        self,
+        n_latent: int,
+        n_output: int,
+        likelihood: str = "nbmixture",
+        n_cont: int = 0,
+        **kwargs,
+    ):
+        takes_depth = likelihood != "normal"
+        super().__init__(n_latent, n_output, likelihood, n_cont=n_cont + takes_depth, **kwargs)
+        self.takes_depth = takes_depth
         self.py_back_decoder = nn.Linear(self.n_hidden, n_output)
         mixture = likelihood == "nbmixture"
         self.py_fore_decoder = nn.Linear(self.n_hidden, n_output) if mixture else None
@@ -145,9 +164,21 @@ class ProteinDecoder(_ModalityDecoder):
         )
 
     def forward(
-        self, z: torch.Tensor, *cat_list: torch.Tensor, cont: torch.Tensor | None = None
+        self,
+        z: torch.Tensor,
+        *cat_list: torch.Tensor,
+        cont: torch.Tensor | None = None,
+        log_depth: torch.Tensor | None = None,
     ) -> Distribution:
-        """Return the protein likelihood given latent ``z``."""
+        """Return the protein likelihood given latent ``z``.
+
+        ``log_depth`` (cells x 1, ``log1p`` of each cell's total count) is required under the
+        count likelihoods and unused under ``"normal"``.
+        """
+        if self.takes_depth:
+            if log_depth is None:
+                raise ValueError(f"The {self.likelihood!r} protein decoder needs `log_depth`.")
+            cont = _with_depth(cont, log_depth)
         hidden = self.px_decoder(z, *cat_list, cont=cont)
         out = self.py_back_decoder(hidden)
         if self.likelihood == "normal":
@@ -209,8 +240,7 @@ class AccessibilityDecoder(_ModalityDecoder):
 
         ``regions`` (indices) restricts the output to those regions; ``None`` gives all.
         """
-        cont = log_depth if cont is None else torch.cat([cont, log_depth], dim=-1)
-        hidden = self.px_decoder(z, *cat_list, cont=cont)
+        hidden = self.px_decoder(z, *cat_list, cont=_with_depth(cont, log_depth))
         head = self.pa_logit_decoder
         if regions is None:
             logits = head(hidden)
