@@ -51,6 +51,7 @@ VARIANTS: dict[str, tuple[dict, dict]] = {
     "encode_covariates": ({"encode_covariates": True}, {}),
     "kl_beta=2": ({"kl_beta": 2.0}, {}),
     "modality_dropout=0": ({"modality_dropout": 0.0}, {}),
+    "atac_weight=0.25": ({"modality_weights": {"atac": 0.25}}, {}),
     "kl_warmup=400": ({}, {"plan_kwargs": {"n_epochs_kl_warmup": 400}}),
     "lr=4e-3": ({}, {"lr": 4e-3}),
     "early_stopping": ({}, {"early_stopping": True}),
