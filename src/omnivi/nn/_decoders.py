@@ -9,6 +9,8 @@ from scvi.nn import FCLayers
 from torch import nn
 from torch.distributions import Bernoulli, Distribution, Normal
 
+from omnivi._constants import COUNT_LIKELIHOODS
+
 from ._distributions import ZeroAwareNegativeBinomial
 
 
@@ -152,7 +154,7 @@ class ProteinDecoder(_ModalityDecoder):
         n_cont: int = 0,
         **kwargs,
     ):
-        takes_depth = likelihood != "normal"
+        takes_depth = likelihood in COUNT_LIKELIHOODS  # the rule of modalities_with_depth
         super().__init__(n_latent, n_output, likelihood, n_cont=n_cont + takes_depth, **kwargs)
         self.takes_depth = takes_depth
         self.py_back_decoder = nn.Linear(self.n_hidden, n_output)
