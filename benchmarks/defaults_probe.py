@@ -52,8 +52,10 @@ VARIANTS: dict[str, tuple[dict, dict]] = {
     "kl_beta=2": ({"kl_beta": 2.0}, {}),
     "modality_dropout=0": ({"modality_dropout": 0.0}, {}),
     "atac_weight=0.25": ({"modality_weights": {"atac": 0.25}}, {}),
+    "n_hidden=256,atac_weight=0.25": ({"n_hidden": 256, "modality_weights": {"atac": 0.25}}, {}),
     "kl_warmup=400": ({}, {"plan_kwargs": {"n_epochs_kl_warmup": 400}}),
     "lr=4e-3": ({}, {"lr": 4e-3}),
+    "lr=1e-3": ({}, {"lr": 1e-3}),
     "early_stopping": ({}, {"early_stopping": True}),
 }
 SHOWN = ("Bio conservation", "Batch correction", "PCR comparison", "iLISI", "KMeans NMI")
@@ -79,8 +81,11 @@ def probe(name: str, variants: list[str], seeds: list[int], per_modality: bool, 
 
     quiet_libraries()
     dataset = DATASETS[name]
+    folder = find_data_dir(data_dir)
+    if folder is None:
+        raise SystemExit("No data folder found: pass --data-dir or set OMNIVI_DATA_DIR.")
     data = describe_data(
-        Path(find_data_dir(data_dir)) / dataset.file,
+        folder / dataset.file,
         dataset.modalities,
         dataset.batch_key,
         dataset.label_key,

@@ -10,7 +10,7 @@ import torch
 from scvi import REGISTRY_KEYS
 
 from omnivi._constants import MODALITY_REGISTRY_KEYS
-from omnivi.module import OmniVAE
+from omnivi.module import OmniVAE, balanced_modality_weights
 
 N_CELLS = 64
 N_FEATURES = {"rna": 60, "protein": 12, "atac": 400}
@@ -343,3 +343,37 @@ def test_the_fusion_of_a_cell_ignores_the_other_cells_masks_in_training():
     mean_complete, _ = module.fusion(hidden, complete)
     mean_mosaic, _ = module.fusion(hidden, mosaic)
     torch.testing.assert_close(mean_mosaic[:10], mean_complete[:10])
+
+
+# ------------------------------------------------------------------ modality weights
+def test_balanced_weights_scale_atac_by_the_square_root_of_the_feature_ratio():
+    weights = balanced_modality_weights({"rna": 1677, "protein": 30, "atac": 25734})
+    assert weights["rna"] == weights["protein"] == 1.0
+    assert weights["atac"] == pytest.approx((1677 / 25734) ** 0.5)
+    # As many regions as genes, RNA + protein, or ATAC without RNA: nothing to balance.
+    assert balanced_modality_weights({"rna": 600, "atac": 600}) == {"rna": 1.0, "atac": 1.0}
+    assert balanced_modality_weights({"rna": 1000, "protein": 134}) == {
+        "rna": 1.0,
+        "protein": 1.0,
+    }
+    assert balanced_modality_weights({"protein": 20, "atac": 5000}) == {
+        "protein": 1.0,
+        "atac": 1.0,
+    }
+
+
+def test_default_and_given_modality_weights_enter_the_loss():
+    # 60 genes, 400 regions: ATAC's default weight is sqrt(60 / 400).
+    default = make_module(("rna", "atac")).eval()
+    assert default.modality_weights == {"rna": 1.0, "atac": pytest.approx((60 / 400) ** 0.5)}
+    partly_given = make_module(("rna", "atac"), modality_weights={"rna": 2.0}).eval()
+    assert partly_given.modality_weights["atac"] == default.modality_weights["atac"]
+    given = make_module(("rna", "atac"), modality_weights={"atac": 1.0}).eval()
+    tensors = make_tensors(("rna", "atac"))
+    _, _, losses = given(tensors)
+    _, _, default_losses = default(tensors)
+    # Same seed, same parameters: only the weight differs.
+    torch.testing.assert_close(
+        default_losses.reconstruction_loss["atac"],
+        default.modality_weights["atac"] * losses.reconstruction_loss["atac"],
+    )

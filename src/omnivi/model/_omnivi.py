@@ -81,7 +81,12 @@ class OmniVI(
     atac_likelihood
         ATAC: ``"bernoulli"`` on binarised regions.
     modality_weights
-        Weight of each modality's reconstruction loss, e.g. ``{"atac": 0.5}``; default 1.
+        Weight of each modality's reconstruction loss, e.g. ``{"atac": 0.5}``. A modality
+        not given takes its default from :func:`~omnivi.module.balanced_modality_weights`:
+        1, except ATAC with more regions than RNA has genes, weighted
+        ``sqrt(n_genes / n_regions)`` so that its many correlated regions do not outweigh
+        RNA (0.26 for 1,677 genes and 25,734 regions). ``model.module.modality_weights``
+        holds the weights in use.
     contrastive_weight
         Weight of the contrastive objectives (cell types apart, batches mixed within a type,
         cell-type geometry kept; see :class:`~omnivi.module.ContrastiveObjective`) added to
@@ -197,7 +202,7 @@ class OmniVI(
         batch_size: int = 256,
         early_stopping: bool = False,
         adversarial_batch_mixing: bool = False,
-        lr: float = 1e-3,
+        lr: float = 4e-3,
         plan_kwargs: dict | None = None,
         **kwargs,
     ):
@@ -217,7 +222,10 @@ class OmniVI(
             predict the batch from the latent, and the encoder learns to defeat it.
         lr
             Learning rate of Adam (a fused implementation unless ``plan_kwargs`` names an
-            ``optimizer``).
+            ``optimizer``). 4e-3, TOTALVI's default, rather than SCVI's 1e-3: scvi-tools'
+            epoch heuristic caps small data sets at 400 epochs, so a 600-cell set gets about
+            a thousand steps, and at 1e-3 the model left batch structure in its latent
+            (scib total 0.653 vs 0.680 at 4e-3 on ``bmmc_cite_small``, 3 seeds).
         plan_kwargs
             Further options of the training plan, e.g. ``weight_decay`` or
             ``n_epochs_kl_warmup`` (the KL weight rises linearly from 0 to 1 over that many

@@ -9,13 +9,14 @@ from ._contrastive import (
     labelled_contrastive_terms,
 )
 from ._contrastive_encoder import ContrastiveEncoder
-from ._omnivae import OmniVAE, modalities_with_depth
+from ._omnivae import OmniVAE, balanced_modality_weights, modalities_with_depth
 
 __all__ = [
     "CONTRASTIVE_TERMS",
     "ContrastiveEncoder",
     "ContrastiveObjective",
     "OmniVAE",
+    "balanced_modality_weights",
     "batch_mixing_loss",
     "cell_type_contrastive_loss",
     "centroid_geometry_loss",

@@ -49,6 +49,32 @@ def modalities_with_depth(likelihoods: dict[str, str]) -> list[str]:
     ]
 
 
+def balanced_modality_weights(n_features: dict[str, int]) -> dict[str, float]:
+    """Return the default weight of each modality's reconstruction loss.
+
+    ATAC, when the model also has RNA and more regions than genes, is weighted
+    ``sqrt(n_genes / n_regions)``; every other modality 1. The per-cell loss is a sum over
+    features: RNA's terms are genes, ATAC's are binarised regions, often ten to a hundred
+    times as many and strongly correlated (co-accessible regions of one gene programme).
+    Summed at weight 1, those correlated regions count as independent evidence and ATAC
+    drags the joint latent down: on ``mop_rna_atac`` (1,677 genes, 25,734 regions) its scib
+    total was 0.587, below OmniVI on the RNA alone (0.620), and a weight of 0.25 raised it
+    to 0.613. The square root lets ATAC's share grow with its region
+    count, but more slowly than the sum does (MULTIVI likewise sizes its hidden layers by
+    the square root of the region count). Data with as many regions as genes, and RNA +
+    protein, keep weight 1.
+
+    Parameters
+    ----------
+    n_features
+        Number of features per modality.
+    """
+    weights = dict.fromkeys(n_features, 1.0)
+    if "rna" in n_features and n_features.get("atac", 0) > n_features["rna"]:
+        weights["atac"] = (n_features["rna"] / n_features["atac"]) ** 0.5
+    return weights
+
+
 class OmniVAE(BaseModuleClass):
     """Multimodal autoencoder with one joint latent per cell.
 
@@ -86,7 +112,9 @@ class OmniVAE(BaseModuleClass):
         Weight of the KL term relative to reconstruction (a beta-VAE for ``!= 1``); the
         training plan's KL warm-up multiplies it.
     modality_weights
-        Weight of each modality's reconstruction loss; default 1 for each.
+        Weight of each modality's reconstruction loss; a modality not given takes its
+        default from :func:`balanced_modality_weights` (1, but ATAC with many more regions
+        than RNA has genes ``sqrt(n_genes / n_regions)``).
     modality_dropout
         During training, the probability that a cell has one of its modalities hidden from the
         encoder (it is still reconstructed). This teaches the fusion to work from one modality
@@ -172,8 +200,9 @@ class OmniVAE(BaseModuleClass):
                     f"Likelihood {likelihood!r} is not available for {modality}; choose one of "
                     f"{LIKELIHOODS[modality]}."
                 )
+        defaults = balanced_modality_weights(n_features)
         self.modality_weights = {
-            m: float((modality_weights or {}).get(m, 1.0)) for m in self.modalities
+            m: float((modality_weights or {}).get(m, defaults[m])) for m in self.modalities
         }
         self.n_batch = n_batch
         self.n_latent = n_latent
