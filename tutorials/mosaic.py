@@ -43,13 +43,9 @@ from sklearn.neighbors import KNeighborsClassifier
 
 import omnivi
 
-DATA_DIR = omnivi.data.find_data_dir()
-if DATA_DIR is None:
-    raise FileNotFoundError(
-        "No data folder found. Set the environment variable OMNIVI_DATA_DIR to the folder "
-        "holding pbmc_cite_mosaic.h5mu, or start Jupyter in the omnivi checkout that sits "
-        "next to shared/data."
-    )
+# The folder of the real data sets; None searches OMNIVI_DATA_DIR, then ../shared/data
+# (omnivi.data.find_data_dir), and read_dataset says what to set if neither exists.
+DATA_DIR = None
 QUICK = os.environ.get("OMNIVI_TUTORIAL_QUICK") == "1"  # a smoke run: few epochs
 MAX_EPOCHS = 3 if QUICK else 200  # as in benchmarks/mosaic.py
 scvi.settings.seed = 0

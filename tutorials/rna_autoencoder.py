@@ -44,8 +44,6 @@ import scvi
 import omnivi
 from omnivi.data import RARE_TYPE, simulate_cite_seq
 
-# Not used here (the data are simulated); every tutorial locates the data folder the same way.
-DATA_DIR = omnivi.data.find_data_dir()
 QUICK = os.environ.get("OMNIVI_TUTORIAL_QUICK") == "1"  # a smoke run: few epochs, fewer cells
 MAX_EPOCHS = 3 if QUICK else 200
 N_CELLS = 2000 if QUICK else 10_000

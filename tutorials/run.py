@@ -33,6 +33,8 @@ import nbformat
 from nbclient import NotebookClient
 from nbclient.exceptions import CellControlSignal, CellExecutionError, DeadKernelError
 
+from omnivi.data import DATA_DIR_ENV
+
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 #: The tutorials, in the order they are run.
@@ -45,7 +47,6 @@ NOTEBOOKS: tuple[str, ...] = (
     "mosaic",
 )
 QUICK_ENV = "OMNIVI_TUTORIAL_QUICK"
-DATA_DIR_ENV = "OMNIVI_DATA_DIR"
 _CELL_MARKER = re.compile(r"^# %%(?P<rest>.*)$")
 
 

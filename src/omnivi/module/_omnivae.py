@@ -59,10 +59,9 @@ def balanced_modality_weights(n_features: dict[str, int]) -> dict[str, float]:
     Summed at weight 1, those correlated regions count as independent evidence and ATAC
     drags the joint latent down: on ``mop_rna_atac`` (1,677 genes, 25,734 regions) its scib
     total was 0.587, below OmniVI on the RNA alone (0.620), and a weight of 0.25 raised it
-    to 0.613. The square root lets ATAC's share grow with its region
-    count, but more slowly than the sum does (MULTIVI likewise sizes its hidden layers by
-    the square root of the region count). Data with as many regions as genes, and RNA +
-    protein, keep weight 1.
+    to 0.613. The square root lets ATAC's share grow with its region count, but more slowly
+    than the sum does (MULTIVI likewise sizes its hidden layers by the square root of the
+    region count). Data with as many regions as genes, and RNA + protein, keep weight 1.
 
     Parameters
     ----------
