@@ -99,8 +99,8 @@ print(f"concat-PCA {concat_pca.shape}, Harmony {harmony.shape}, {seconds:.0f} s"
 # reconstructs the binarised counts (open or not) with a Bernoulli likelihood; the
 # counts themselves are left as they are. Two defaults matter for data this wide:
 #
-# - ATAC's reconstruction loss is weighted `sqrt(n_genes / n_regions)` (printed below):
-#   the loss is a sum over features, and without the weight the many correlated regions
+# - ATAC's reconstruction loss is weighted `n_genes / n_regions` (printed below): the
+#   loss is a sum over features, and without the weight the many correlated regions
 #   would outweigh the RNA;
 # - each training step reconstructs a random quarter of the regions
 #   (`atac_region_fraction=0.25`), an unbiased estimate of the full loss that makes steps

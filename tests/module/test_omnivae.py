@@ -346,10 +346,13 @@ def test_the_fusion_of_a_cell_ignores_the_other_cells_masks_in_training():
 
 
 # ------------------------------------------------------------------ modality weights
-def test_balanced_weights_scale_atac_by_the_square_root_of_the_feature_ratio():
+def test_balanced_weights_scale_atac_by_the_feature_ratio():
     weights = balanced_modality_weights({"rna": 1677, "protein": 30, "atac": 25734})
     assert weights["rna"] == weights["protein"] == 1.0
-    assert weights["atac"] == pytest.approx((1677 / 25734) ** 0.5)
+    assert weights["atac"] == pytest.approx(1677 / 25734)
+    # The same cells with peaks called twice as finely: ATAC's total weight is unchanged.
+    finer = balanced_modality_weights({"rna": 1677, "atac": 2 * 25734})
+    assert finer["atac"] * 2 * 25734 == pytest.approx(weights["atac"] * 25734)
     # As many regions as genes, RNA + protein, or ATAC without RNA: nothing to balance.
     assert balanced_modality_weights({"rna": 600, "atac": 600}) == {"rna": 1.0, "atac": 1.0}
     assert balanced_modality_weights({"rna": 1000, "protein": 134}) == {
@@ -363,9 +366,9 @@ def test_balanced_weights_scale_atac_by_the_square_root_of_the_feature_ratio():
 
 
 def test_default_and_given_modality_weights_enter_the_loss():
-    # 60 genes, 400 regions: ATAC's default weight is sqrt(60 / 400).
+    # 60 genes, 400 regions: ATAC's default weight is 60 / 400.
     default = make_module(("rna", "atac")).eval()
-    assert default.modality_weights == {"rna": 1.0, "atac": pytest.approx((60 / 400) ** 0.5)}
+    assert default.modality_weights == {"rna": 1.0, "atac": pytest.approx(60 / 400)}
     partly_given = make_module(("rna", "atac"), modality_weights={"rna": 2.0}).eval()
     assert partly_given.modality_weights["atac"] == default.modality_weights["atac"]
     given = make_module(("rna", "atac"), modality_weights={"atac": 1.0}).eval()

@@ -83,8 +83,8 @@ class OmniVI(
     modality_weights
         Weight of each modality's reconstruction loss, e.g. ``{"atac": 0.5}``. A modality
         not given takes its default from :func:`~omnivi.module.balanced_modality_weights`
-        (1, except ATAC with more regions than genes: ``sqrt(n_genes / n_regions)``, 0.255
-        for 1,677 genes and 25,734 regions). ``model.module.modality_weights`` holds the
+        (1, except ATAC with more regions than genes: ``n_genes / n_regions``, 0.065 for
+        1,677 genes and 25,734 regions). ``model.module.modality_weights`` holds the
         weights in use.
     contrastive_weight
         Weight of the contrastive objectives (cell types apart, batches mixed within a type,
