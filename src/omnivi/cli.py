@@ -81,11 +81,17 @@ def run_demo(out: Path, n_cells: int, max_epochs: int | None, seed: int) -> dict
 
 def run_fit(args: argparse.Namespace) -> dict:
     """Integrate the user's MuData and write it, with figures next to it."""
-    import mudata as md
+    from mudata import MuData
 
     from omnivi._workflow import guess_modalities, integrate, report
+    from omnivi.data._datasets import read_data_file
 
-    mdata = md.read_h5mu(args.input)
+    mdata = read_data_file(args.input)
+    if not isinstance(mdata, MuData):
+        raise ValueError(
+            f"omnivi fit reads a MuData (.h5mu); {args.input} is an AnnData. Wrap it: "
+            "mudata.MuData({'rna': adata}).write('data.h5mu')."
+        )
     modalities = args.modalities or guess_modalities(mdata)
     logger.info("Modalities: %s", modalities)
     model = integrate(
@@ -250,13 +256,19 @@ def main(argv: list[str] | None = None) -> int:
     # logger) stay quiet
     logging.basicConfig(level=logging.WARNING, format="omnivi: %(message)s", stream=sys.stderr)
     logger.setLevel(logging.INFO)
-    args = build_parser().parse_args(argv)
-    if args.command == "demo":
-        metrics = run_demo(args.out, args.n_cells, args.max_epochs, args.seed)
-    elif args.command == "fit":
-        metrics = run_fit(args)
-    else:
-        metrics = run_benchmark(args)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        if args.command == "demo":
+            metrics = run_demo(args.out, args.n_cells, args.max_epochs, args.seed)
+        elif args.command == "fit":
+            metrics = run_fit(args)
+        else:
+            metrics = run_benchmark(args)
+    except (OSError, KeyError, ValueError) as error:
+        # what omnivi says about the input (a file it cannot read, a column it cannot find)
+        # is the whole message a user needs; a traceback would bury it
+        parser.exit(2, f"omnivi {args.command}: error: {error}\n")
     print(json.dumps(metrics, indent=2))
     logger.info("Results written to %s", args.out)
     return 0

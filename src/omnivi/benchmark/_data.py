@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import warnings
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -17,11 +16,9 @@ from scipy import sparse
 
 from omnivi._constants import MODALITIES
 from omnivi._workflow import guess_modalities
+from omnivi.data._datasets import read_data_file
 from omnivi.data._mosaic import is_mosaic
 from omnivi.data._validation import _stored_values, check_unique_cells, get_matrix
-
-#: Readers of the file types the benchmark takes, by suffix.
-READERS = {".h5mu": md.read_h5mu, ".h5ad": ad.read_h5ad}
 
 
 @dataclass(frozen=True)
@@ -75,26 +72,6 @@ class BenchmarkData:
     def from_json(cls, text: str) -> BenchmarkData:
         """Return the description written by :meth:`to_json`."""
         return cls(**json.loads(text))
-
-
-def _read(path: Path) -> MuData | ad.AnnData:
-    reader = READERS.get(path.suffix)
-    if reader is None:
-        raise ValueError(
-            f"{path} is neither an .h5mu (MuData) nor an .h5ad (AnnData) file; write your data "
-            "with mdata.write('data.h5mu') or adata.write_h5ad('data.h5ad')."
-        )
-    if not path.is_file():
-        raise FileNotFoundError(f"No file {path}.")
-    try:
-        with warnings.catch_warnings():  # mudata's notices about its next release
-            warnings.simplefilter("ignore", FutureWarning)
-            return reader(path)
-    except (OSError, KeyError, ValueError) as error:
-        raise ValueError(
-            f"Could not read {path} as {'MuData' if path.suffix == '.h5mu' else 'AnnData'}: "
-            f"{error}. Is it a complete file written by mudata / anndata?"
-        ) from error
 
 
 def _modality(source: MuData | ad.AnnData, name: str) -> ad.AnnData:
@@ -160,7 +137,7 @@ def describe_data(
     The description every method is built from.
     """
     path = Path(path)
-    source = _read(path)
+    source = read_data_file(path)
     if isinstance(source, MuData):
         modalities = dict(modalities or guess_modalities(source))
         unknown = sorted(set(modalities) - set(MODALITIES))
@@ -236,7 +213,7 @@ def _obs_frame(source: MuData | ad.AnnData, data: BenchmarkData) -> pd.DataFrame
 
 def load_obs(data: BenchmarkData) -> pd.DataFrame:
     """Return the batch and label of every cell (as strings), in the file's order of cells."""
-    return _obs_frame(_read(Path(data.path)), data)
+    return _obs_frame(read_data_file(data.path), data)
 
 
 def load_data(data: BenchmarkData) -> MuData:
@@ -248,7 +225,7 @@ def load_data(data: BenchmarkData) -> MuData:
     ``.obs`` of every cell and in each modality's ``.obs`` of its cells. The file itself is only
     read.
     """
-    source = _read(Path(data.path))
+    source = read_data_file(data.path)
     obs = _obs_frame(source, data)
     mods = {}
     for modality in MODALITIES:

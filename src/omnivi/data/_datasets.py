@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import warnings
 from pathlib import Path
 
 import anndata as ad
@@ -10,6 +11,44 @@ import mudata as md
 
 #: Environment variable that points at the folder of real data sets.
 DATA_DIR_ENV = "OMNIVI_DATA_DIR"
+
+#: Readers of the file types omnivi reads, by suffix.
+READERS = {".h5mu": md.read_h5mu, ".h5ad": ad.read_h5ad}
+
+
+def read_data_file(path: str | os.PathLike) -> md.MuData | ad.AnnData:
+    """Read an ``.h5mu`` (MuData) or ``.h5ad`` (AnnData) file, with a clear error otherwise.
+
+    Parameters
+    ----------
+    path
+        The file.
+
+    Raises
+    ------
+    FileNotFoundError
+        If there is no such file.
+    ValueError
+        If it is of another type, or cannot be read as the type its suffix names.
+    """
+    path = Path(path)
+    reader = READERS.get(path.suffix)
+    if reader is None:
+        raise ValueError(
+            f"{path} is neither an .h5mu (MuData) nor an .h5ad (AnnData) file; write your data "
+            "with mdata.write('data.h5mu') or adata.write_h5ad('data.h5ad')."
+        )
+    if not path.is_file():
+        raise FileNotFoundError(f"No file {path}.")
+    try:
+        with warnings.catch_warnings():  # mudata's notices about its next release
+            warnings.simplefilter("ignore", FutureWarning)
+            return reader(path)
+    except (OSError, KeyError, ValueError) as error:
+        raise ValueError(
+            f"Could not read {path} as {'MuData' if path.suffix == '.h5mu' else 'AnnData'}: "
+            f"{error}. Is it a complete file written by mudata / anndata?"
+        ) from error
 
 
 def find_data_dir(path: str | os.PathLike | None = None) -> Path | None:
@@ -51,9 +90,9 @@ def read_dataset(name: str, data_dir: str | os.PathLike | None = None) -> md.MuD
             f"No data folder found. Set {DATA_DIR_ENV} to the folder holding the data sets, or "
             "pass `data_dir`."
         )
-    for suffix, reader in ((".h5mu", md.read_h5mu), (".h5ad", ad.read_h5ad)):
+    for suffix in READERS:
         file = folder / f"{name}{suffix}"
         if file.exists():
-            return reader(file)
+            return read_data_file(file)
     available = sorted(p.stem for p in folder.glob("*.h5*"))
     raise FileNotFoundError(f"No data set {name!r} in {folder}; available: {available}.")

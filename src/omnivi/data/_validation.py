@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 
 import numpy as np
+import pandas as pd
 import scipy.sparse as sp
 from anndata import AnnData
 from mudata import MuData
@@ -133,6 +134,97 @@ def check_nonnegative(
         raise ValueError(f"{where} contains negative values. {hint}")
 
 
+def check_in_memory_object(data: AnnData | MuData, where: str) -> None:
+    """Raise if ``data`` is a view, is backed by a file, or has no cells or no features.
+
+    scvi-tools registers data in place (``.obs`` columns, ``.uns`` entries), which a view
+    cannot take, and omnivi's checks read every value, which a backed object does not hold.
+
+    Parameters
+    ----------
+    data
+        The object given to ``setup_anndata`` / ``setup_mudata``.
+    where
+        Its name in the message (``"adata"``, ``"mdata"``).
+    """
+    if data.is_view:
+        raise ValueError(
+            f"`{where}` is a view of another object (e.g. `{where}[mask]`), which cannot be "
+            f"registered: pass a copy, `{where} = {where}[mask].copy()`."
+        )
+    if data.isbacked:
+        raise ValueError(
+            f"`{where}` is backed by a file (read with backed='r'). omnivi reads the data into "
+            f"memory: load it with `{where} = {where}.to_memory()`."
+        )
+    if data.n_obs == 0:
+        raise ValueError(f"`{where}` has no cells: there is nothing to set up.")
+    if data.n_vars == 0:
+        raise ValueError(f"`{where}` has no features: there is nothing to set up.")
+
+
+def check_unique_obs_names(adata: AnnData, where: str) -> None:
+    """Raise if two cells of ``adata`` share a name (outputs are indexed by cell name).
+
+    Parameters
+    ----------
+    adata
+        The AnnData given to ``setup_anndata``.
+    where
+        Its name in the message.
+    """
+    if adata.obs_names.has_duplicates:
+        raise ValueError(
+            f"`{where}` has duplicate cell names; make them unique first, e.g. "
+            f"`{where}.obs_names_make_unique()`."
+        )
+
+
+def check_obs_values(
+    adata: AnnData | MuData,
+    categorical: Iterable[str | None],
+    continuous: Iterable[str | None],
+    where: str,
+) -> None:
+    """Raise if a registered ``.obs`` column has missing (or, if numerical, infinite) values.
+
+    Every cell needs a batch, a label (or the unlabeled category) and a value of each
+    covariate; a missing one would otherwise fail deep inside scvi-tools' registration.
+
+    Parameters
+    ----------
+    adata
+        Object whose ``.obs`` holds the columns (they exist: :func:`check_obs_columns`).
+    categorical
+        Batch, label and categorical covariate columns; ``None`` entries are ignored.
+    continuous
+        Continuous covariate columns; ``None`` entries are ignored.
+    where
+        Human-readable location used in the message.
+    """
+    for key in categorical:
+        if key is None:
+            continue
+        missing = int(adata.obs[key].isna().sum())
+        if missing:
+            raise ValueError(
+                f"{where}.obs[{key!r}] has no value for {missing} cell(s). Give them one, e.g. "
+                f"{where}.obs[{key!r}] = {where}.obs[{key!r}].astype(str).replace('nan', "
+                "'unknown') (an unlabeled_category for labels), or leave those cells out."
+            )
+    for key in continuous:
+        if key is None:
+            continue
+        values = pd.to_numeric(adata.obs[key], errors="coerce").to_numpy(dtype=float)
+        bad = int((~np.isfinite(values)).sum())
+        if bad:
+            raise ValueError(
+                f"{where}.obs[{key!r}] has {bad} missing, infinite or non-numeric value(s); a "
+                "continuous covariate needs a number for every cell. Fill them in, or leave "
+                "those cells out."
+            )
+
+
 def check_obs_columns(adata: AnnData | MuData, keys: Iterable[str | None], where: str) -> None:
     """Raise if a requested ``.obs`` column does not exist.
 
@@ -191,6 +283,25 @@ def check_global_obs_keys(
                 f"mdata.obs[{missing[0]!r}] = mdata[{modalities[arg]!r}].obs[{missing[0]!r}] "
                 "for cells that have that modality and a value for the others."
             )
+
+
+def check_modalities_share_cells(presence: pd.DataFrame) -> None:
+    """Raise if no cell was measured in two of the modalities: nothing would link them.
+
+    Parameters
+    ----------
+    presence
+        Cells x modalities, true where a cell has the modality
+        (:func:`~omnivi.data._mosaic.modality_presence`).
+    """
+    if presence.shape[1] > 1 and not (presence.sum(axis=1) > 1).any():
+        mods = list(presence.columns)
+        raise ValueError(
+            f"No cell is in more than one of the modalities {mods}, so nothing links them. If "
+            "they hold the same cells, their cell names differ (e.g. 'AAAC-1' against 'AAAC'): "
+            f"make mdata[{mods[0]!r}].obs_names and mdata[{mods[1]!r}].obs_names match, then "
+            "mdata.update(). Mosaic data needs some cells measured in several modalities."
+        )
 
 
 def check_unique_cells(mdata: MuData, mod_keys: Iterable[str]) -> None:

@@ -205,6 +205,7 @@ class AnnotationMixin:
         """
         if adata is None or self.get_anndata_manager(adata) is not None:
             return self._validate_anndata(adata)
+        self._check_laid_out_like(adata, self)
         mosaic = isinstance(adata, MuData) and is_mosaic(adata, self._modality_names())
         labels_key = self.adata_manager.get_state_registry(REGISTRY_KEYS.LABELS_KEY).original_key
         obs = adata.obs

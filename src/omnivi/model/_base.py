@@ -16,7 +16,6 @@ from scvi.data import AnnDataManager
 from scvi.data._constants import _MANAGER_UUID_KEY, _SCVI_UUID_KEY, _SETUP_ARGS_KEY
 from scvi.data._utils import _assign_adata_uuid
 from scvi.model.base import BaseModelClass
-from scvi.model.base._archesmixin import _get_loaded_data
 
 from omnivi._constants import (
     COUNT_LIKELIHOODS,
@@ -26,13 +25,21 @@ from omnivi._constants import (
     MODALITY_MASK_KEY,
     MODALITY_REGISTRY_KEYS,
 )
-from omnivi.data._mosaic import is_mosaic, pad_mosaic
+from omnivi.data._mosaic import is_mosaic, modality_presence, pad_mosaic
 from omnivi.data._query import check_same_features
 from omnivi.data._validation import (
     check_counts,
     check_global_obs_keys,
+    check_in_memory_object,
     check_modalities,
+    check_modalities_share_cells,
     check_nonnegative,
+)
+from omnivi.model._saved import (
+    omnivi_version,
+    read_saved_model,
+    save_atomically,
+    version_mismatch,
 )
 from omnivi.model._setup import anndata_fields, mudata_fields
 
@@ -52,6 +59,9 @@ class MultimodalSetupMixin:
         super().__init__(self._registered_object(adata), registry)
         if adata is not None:
             self._adata = adata
+        # Saved with the model (scvi-tools saves attributes ending in "_"); a loaded model
+        # gets the version that saved it.
+        self.omnivi_version_ = omnivi_version()
 
     # -------------------------------------------------------------------------- setup
     @classmethod
@@ -97,6 +107,7 @@ class MultimodalSetupMixin:
                 categorical_covariate_keys,
                 continuous_covariate_keys,
                 unlabeled_category,
+                from_reference="source_registry" in kwargs,
             ),
             setup_method_args=setup_method_args,
         )
@@ -157,6 +168,7 @@ class MultimodalSetupMixin:
         setup_method_args = cls._get_setup_method_args(**locals())
         modalities = dict(modalities or {})
         layers = {"rna": rna_layer, "protein": protein_layer, "atac": atac_layer}
+        check_in_memory_object(mdata, "mdata")
         check_modalities(mdata, modalities)
         modelled = {
             modalities[LAYER_ARGS[m]]: layers[m]
@@ -170,8 +182,11 @@ class MultimodalSetupMixin:
             "continuous_covariate_keys": continuous_covariate_keys,
         }
         mosaic = is_mosaic(mdata, list(modelled))
+        from_reference = "source_registry" in kwargs  # a query: it may lack a modality
         registered = mdata
         if mosaic:
+            if not from_reference:
+                check_modalities_share_cells(modality_presence(mdata, list(modelled)))
             check_global_obs_keys(mdata, modalities, obs_keys)
             registered = pad_mosaic(mdata, modelled)
         field_list = mudata_fields(
@@ -181,6 +196,7 @@ class MultimodalSetupMixin:
             modalities=modalities,
             unlabeled_category=unlabeled_category,
             mosaic=mosaic,
+            from_reference=from_reference,
         )
         adata_manager = AnnDataManager(fields=field_list, setup_method_args=setup_method_args)
         adata_manager.register_fields(registered, **kwargs)
@@ -230,11 +246,13 @@ class MultimodalSetupMixin:
         setup would refuse.
         """
         if (
-            isinstance(adata, MuData)
+            adata is not None
             and self.adata_manager is not None
             and self.get_anndata_manager(adata) is None
         ):
-            self._register_query(adata, extend_categories=False)
+            self._check_laid_out_like(adata, self)
+            if isinstance(adata, MuData):
+                self._register_query(adata, extend_categories=False)
         return super()._validate_anndata(adata, copy_if_view=copy_if_view)
 
     def _modality_names(self) -> list[str]:
@@ -265,28 +283,71 @@ class MultimodalSetupMixin:
         manager = store.get(adata.uns[_SCVI_UUID_KEY])
         return manager is not None and manager.adata is not adata
 
+    def save(self, dir_path: str | os.PathLike, overwrite: bool = False, **kwargs) -> None:
+        """Save the model to the folder ``dir_path``.
+
+        The model is written to a new folder beside ``dir_path``, which then replaces it: a
+        save that fails or is interrupted never leaves a half-written model in place of the
+        one saved there before. See :meth:`scvi.model.base.BaseModelClass.save` for the
+        options (``save_anndata``, ``prefix``, ...).
+
+        Parameters
+        ----------
+        dir_path
+            Folder to save to.
+        overwrite
+            Replace a model already saved in ``dir_path``.
+        **kwargs
+            Options of :meth:`scvi.model.base.BaseModelClass.save`.
+        """
+        save_atomically(
+            dir_path, overwrite, lambda folder: super(MultimodalSetupMixin, self).save(
+                folder, overwrite=True, **kwargs
+            )
+        )
+
     @classmethod
     def load(cls, dir_path: str | os.PathLike, adata: AnnData | MuData | None = None, **kwargs):
         """Load a saved model; ``adata`` must have the features it was trained on.
 
-        See :meth:`scvi.model.base.BaseModelClass.load` for the options. Data with other
+        See :meth:`scvi.model.base.BaseModelClass.load` for the options. A folder without a
+        model, a damaged file, a model of another class or one saved by an omnivi version
+        whose model differs are refused with an error that says so. Data with other
         features is refused with a pointer to ``prepare_query_mudata`` /
         ``prepare_query_anndata``, which lay it out like the training data.
         """
+        saved = read_saved_model(dir_path, cls.__name__, kwargs.get("prefix"))
         if adata is not None:
-            cls._check_laid_out_like(adata, dir_path)
-        return super().load(str(dir_path), adata=adata, **kwargs)
+            cls._check_features(adata, saved.attributes["registry_"], saved.features)
+        try:
+            return super().load(str(dir_path), adata=adata, **kwargs)
+        except (RuntimeError, TypeError, KeyError) as error:
+            explained = version_mismatch(saved, cls.__name__, error)
+            if explained is None:
+                raise
+            raise explained from error
 
     @classmethod
     def _check_laid_out_like(
         cls, adata: AnnData | MuData, reference: str | os.PathLike | BaseModelClass
     ) -> None:
         """Raise, naming ``prepare_query_*``, unless ``adata`` has the reference's features."""
-        if not isinstance(reference, BaseModelClass):
-            reference = str(reference)
-        attributes, features, _, _ = _get_loaded_data(reference, device="cpu")
+        if isinstance(reference, BaseModelClass):
+            registry, features = reference.registry_, reference.get_var_names()
+        else:
+            saved = read_saved_model(reference, cls.__name__)
+            registry, features = saved.attributes["registry_"], saved.features
+        cls._check_features(adata, registry, features)
+
+    @classmethod
+    def _check_features(cls, adata: AnnData | MuData, registry: dict, features) -> None:
+        """Raise, naming ``prepare_query_*``, unless ``adata`` has the model's ``features``.
+
+        ``registry`` is the model's scvi-tools registry, ``features`` its feature names (per
+        modality for a MuData).
+        """
         if isinstance(features, dict):  # a MuData: the modalities the model reads
-            setup = attributes["registry_"][_SETUP_ARGS_KEY]["modalities"]
+            setup = registry[_SETUP_ARGS_KEY]["modalities"]
             modelled = {setup.get(LAYER_ARGS[m]) for m in MODALITIES}
             features = {mod: names for mod, names in features.items() if mod in modelled}
         if isinstance(features, dict) and not isinstance(adata, MuData):

@@ -171,7 +171,7 @@ class OmniCL(
             **(plan_kwargs or {}),
         }
         kwargs.setdefault("early_stopping_monitor", "validation_loss")
-        kwargs = trainer_defaults(kwargs)
+        kwargs = trainer_defaults(kwargs, self.adata.n_obs, batch_size, early_stopping)
         result = super().train(
             max_epochs=max_epochs,
             batch_size=batch_size,

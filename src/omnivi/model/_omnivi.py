@@ -264,7 +264,7 @@ class OmniVI(
             )
         if adversarial_batch_mixing:
             plan_kwargs.setdefault("adversarial_classifier", True)
-        kwargs = trainer_defaults(kwargs)
+        kwargs = trainer_defaults(kwargs, self.adata.n_obs, batch_size, early_stopping)
         result = super().train(
             max_epochs=max_epochs,
             batch_size=batch_size,

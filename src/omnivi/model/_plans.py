@@ -1,24 +1,67 @@
-"""omnivi's training plans: training cells' statistics, warm-up then cosine schedule."""
+"""omnivi's training plans: scvi-tools' plans, with omnivi's additions.
+
+The training cells' statistics, a check of the loss, random states in checkpoints, and a
+warm-up then cosine schedule.
+"""
 
 from __future__ import annotations
 
 import math
+import random
 from dataclasses import replace
 
+import numpy as np
 import torch
+from scvi.dataloaders._data_splitting import validate_data_split
 from scvi.module.base import LossOutput
 from scvi.train import AdversarialTrainingPlan, TrainingPlan
 from torch.optim.lr_scheduler import LambdaLR
 
 from omnivi.model._label_geometry import training_cell_statistics
 
+#: Key of the random number generators' states in a Lightning checkpoint.
+RANDOM_STATE_KEY = "omnivi_random_state"
 
-def trainer_defaults(kwargs: dict) -> dict:
-    """Return ``kwargs`` for scvi-tools' ``Trainer`` with validation every epoch where unset.
 
-    The losses in ``model.history`` and early stopping need the validation loss.
+def trainer_defaults(
+    kwargs: dict, n_cells: int, batch_size: int, early_stopping: bool = False
+) -> dict:
+    """Return ``train``'s ``kwargs`` for scvi-tools, with validation every epoch where unset.
+
+    The losses in ``model.history`` and early stopping need the validation loss. Data so
+    small that scvi-tools' split (``train_size``, ``validation_size`` in ``kwargs``) leaves no
+    validation cell trains without validation; early stopping is then refused.
+
+    Parameters
+    ----------
+    kwargs
+        The keyword arguments ``train`` passes on to scvi-tools.
+    n_cells
+        Number of cells to split into training and validation cells.
+    batch_size
+        Minibatch size (scvi-tools moves a tiny last batch into the validation cells).
+    early_stopping
+        Whether training stops on the validation loss.
     """
-    return {"check_val_every_n_epoch": 1, **kwargs}
+    train_size = kwargs.get("train_size")
+    n_train, n_validation = validate_data_split(
+        n_cells,
+        0.9 if train_size is None else train_size,
+        kwargs.get("validation_size"),
+        batch_size,
+        train_size_is_none=train_size is None,
+    )
+    if n_train == 0:  # scvi-tools leaves out a last minibatch of one or two cells
+        raise ValueError(
+            f"Training needs at least 3 cells; the data has {n_cells}. Set up more cells."
+        )
+    if n_validation == 0 and early_stopping:
+        raise ValueError(
+            f"early_stopping needs validation cells, but splitting {n_cells} cells with "
+            f"train_size={train_size} leaves none. Train without early stopping, or set "
+            "train_size below 1 so that some cells are held out."
+        )
+    return {"check_val_every_n_epoch": 1 if n_validation else None, **kwargs}
 
 
 def log_extra_metrics(plan, loss_output: LossOutput, mode: str) -> None:
@@ -49,6 +92,62 @@ class ExtraMetricsLogging:
         """Log the ELBO metrics as scvi-tools does, then the extra metrics."""
         super().compute_and_log_metrics(replace(loss_output, extra_metrics={}), metrics, mode)
         log_extra_metrics(self, loss_output, mode)
+
+
+class StopOnNonFiniteLoss:
+    """Stop training with a clear error as soon as a training step's loss is NaN or infinite.
+
+    The check comes before the step's backward pass, so the parameters are left as the last
+    good step made them, instead of being overwritten with NaN until the last epoch.
+    """
+
+    def forward(self, *args, **kwargs):
+        """Run the module's forward pass; in a training step, check that its loss is finite."""
+        outputs = super().forward(*args, **kwargs)
+        losses = outputs[-1]
+        if self.training and isinstance(losses, LossOutput) and not losses.loss.isfinite().all():
+            raise FloatingPointError(
+                f"Training stopped at epoch {self.current_epoch + 1}: the training loss is "
+                f"{float(losses.loss)}. The usual causes are a learning rate too high for "
+                f"this data (lr={self.lr}; try train(lr={self.lr / 10:g})) or input that is not "
+                "raw counts, with extreme values."
+            )
+        return outputs
+
+
+class RandomStateInCheckpoints:
+    """Save the random number generators' states in Lightning checkpoints, and restore them.
+
+    Training draws random numbers (minibatch order, dropout, the latent sample, hidden
+    modalities, sampled regions); with their state restored, training resumed from a
+    checkpoint (``train(ckpt_path=...)``) continues as the uninterrupted run would have.
+    """
+
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        """Add the CPU (and CUDA) torch, NumPy and Python generators' states."""
+        super().on_save_checkpoint(checkpoint)
+        # tensors, numbers and tuples only: Lightning reads checkpoints with weights_only
+        name, keys, position, has_gauss, gauss = np.random.get_state()  # noqa: NPY002
+        checkpoint[RANDOM_STATE_KEY] = {
+            "torch": torch.get_rng_state(),
+            "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None,
+            "numpy": (name, torch.from_numpy(keys.astype(np.int64)), position, has_gauss, gauss),
+            "python": random.getstate(),
+        }
+
+    def on_load_checkpoint(self, checkpoint: dict) -> None:
+        """Restore the generators' states saved by :meth:`on_save_checkpoint`, if any."""
+        super().on_load_checkpoint(checkpoint)
+        state = checkpoint.get(RANDOM_STATE_KEY)
+        if state is None:
+            return
+        torch.set_rng_state(state["torch"])
+        if state["cuda"] is not None and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all(state["cuda"])
+        name, keys, position, has_gauss, gauss = state["numpy"]
+        state_of_numpy = (name, keys.numpy().astype(np.uint32), position, has_gauss, gauss)
+        np.random.set_state(state_of_numpy)  # noqa: NPY002 - the legacy global generator
+        random.setstate(state["python"])
 
 
 class TrainingCellStatistics:
@@ -83,16 +182,30 @@ class TrainingCellStatistics:
         )
 
 
-class OmniTrainingPlan(TrainingCellStatistics, ExtraMetricsLogging, TrainingPlan):
-    """scvi-tools' :class:`~scvi.train.TrainingPlan` with :class:`TrainingCellStatistics`."""
+class OmniTrainingPlan(
+    StopOnNonFiniteLoss,
+    RandomStateInCheckpoints,
+    TrainingCellStatistics,
+    ExtraMetricsLogging,
+    TrainingPlan,
+):
+    """scvi-tools' :class:`~scvi.train.TrainingPlan` with omnivi's additions.
+
+    :class:`StopOnNonFiniteLoss`, :class:`RandomStateInCheckpoints`,
+    :class:`TrainingCellStatistics`, and extra metrics synced across processes.
+    """
 
 
 class OmniAdversarialTrainingPlan(
-    TrainingCellStatistics, ExtraMetricsLogging, AdversarialTrainingPlan
+    StopOnNonFiniteLoss,
+    RandomStateInCheckpoints,
+    TrainingCellStatistics,
+    ExtraMetricsLogging,
+    AdversarialTrainingPlan,
 ):
-    """scvi-tools' :class:`~scvi.train.AdversarialTrainingPlan`, with cell statistics.
+    """scvi-tools' :class:`~scvi.train.AdversarialTrainingPlan` with omnivi's additions.
 
-    See :class:`TrainingCellStatistics`.
+    As :class:`OmniTrainingPlan`.
     """
 
 
@@ -138,7 +251,12 @@ class WarmupCosineTrainingPlan(TrainingPlan):
         }
 
 
-class ContrastiveTrainingPlan(TrainingCellStatistics, WarmupCosineTrainingPlan):
+class ContrastiveTrainingPlan(
+    StopOnNonFiniteLoss,
+    RandomStateInCheckpoints,
+    TrainingCellStatistics,
+    WarmupCosineTrainingPlan,
+):
     """:class:`WarmupCosineTrainingPlan` for modules without a likelihood.
 
     With :class:`TrainingCellStatistics`. scvi-tools' plan logs an ELBO, reconstruction

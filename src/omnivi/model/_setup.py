@@ -16,7 +16,10 @@ from omnivi.data._mosaic import MODALITY_MASK_OBSM_KEY
 from omnivi.data._validation import (
     check_cell_order,
     check_finite,
+    check_in_memory_object,
     check_obs_columns,
+    check_obs_values,
+    check_unique_obs_names,
     get_matrix,
 )
 
@@ -97,18 +100,20 @@ def anndata_fields(
     categorical_covariate_keys: list[str] | None,
     continuous_covariate_keys: list[str] | None,
     unlabeled_category: str | None = None,
+    from_reference: bool = False,
 ) -> list:
-    """Validate an RNA-only AnnData and return the fields that register it."""
-    check_obs_columns(
-        adata,
-        [
-            batch_key,
-            labels_key,
-            *(categorical_covariate_keys or []),
-            *(continuous_covariate_keys or []),
-        ],
-        "adata",
-    )
+    """Validate an RNA-only AnnData and return the fields that register it.
+
+    ``from_reference``: the setup is a reference's, transferred to a query, whose cells
+    without a label are coded as unlabeled.
+    """
+    check_in_memory_object(adata, "adata")
+    check_unique_obs_names(adata, "adata")
+    categorical = [batch_key, labels_key, *(categorical_covariate_keys or [])]
+    continuous = continuous_covariate_keys or []
+    check_obs_columns(adata, [*categorical, *continuous], "adata")
+    must_have_values = [key for key in categorical if not (from_reference and key == labels_key)]
+    check_obs_values(adata, must_have_values, continuous, "adata")
     check_finite(get_matrix(adata, layer), f"adata layer {layer or '.X'!r}")
     return [
         fields.LayerField(MODALITY_REGISTRY_KEYS["rna"], layer, is_count_data=False),
@@ -126,6 +131,7 @@ def mudata_fields(
     modalities: Mapping[str, str],
     unlabeled_category: str | None = None,
     mosaic: bool = False,
+    from_reference: bool = False,
 ) -> list:
     """Validate a MuData and return the fields that register it.
 
@@ -148,6 +154,9 @@ def mudata_fields(
     mosaic
         ``mdata`` is the padded copy of mosaic data (:func:`~omnivi.data._mosaic.pad_mosaic`):
         its cells x modalities mask is registered too.
+    from_reference
+        The setup is a reference's, transferred to a query: cells without a label are coded
+        as unlabeled.
     """
     valid = set(LAYER_ARGS.values()) | set(_OBS_ARGS)
     unknown = set(modalities) - valid
@@ -168,13 +177,18 @@ def mudata_fields(
         keys = obs_keys.get(arg)
         keys = [keys] if isinstance(keys, str) or keys is None else keys
         mod = modalities.get(arg)
-        check_obs_columns(
-            mdata[mod] if mod else mdata, keys, f"mdata[{mod!r}]" if mod else "mdata"
-        )
+        holder, where = (mdata[mod], f"mdata[{mod!r}]") if mod else (mdata, "mdata")
+        check_obs_columns(holder, keys, where)
+        if arg == "continuous_covariate_keys":
+            check_obs_values(holder, [], keys, where)
+        elif not (from_reference and arg == "labels_key"):
+            check_obs_values(holder, keys, [], where)
 
     layer_fields = []
     for m in present:
         mod, layer = modalities[LAYER_ARGS[m]], layers[m]
+        if mdata[mod].n_vars == 0:
+            raise ValueError(f"Modality {mod!r} has no features: there is nothing to model.")
         check_finite(get_matrix(mdata[mod], layer), f"modality {mod!r} layer {layer or '.X'!r}")
         layer_fields.append(
             fields.MuDataLayerField(

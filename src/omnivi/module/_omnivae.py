@@ -415,7 +415,8 @@ class OmniVAE(BaseModuleClass):
         qzm, qzv = self.fusion(hidden, mask)
         if qzv is None:
             return {"z": qzm, "qzm": qzm, "qzv": torch.zeros_like(qzm)}
-        qz = Normal(qzm, qzv.sqrt())
+        # unvalidated: a NaN latent reaches the loss, which the training plan checks
+        qz = Normal(qzm, qzv.sqrt(), validate_args=False)
         z = qz.rsample() if self.training else qzm
         return {"z": z, "qz": qz, "qzm": qzm, "qzv": qzv}
 
