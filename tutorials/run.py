@@ -1,9 +1,9 @@
 """Execute the omnivi tutorials and store their outputs.
 
 Each tutorial is a jupytext "percent" script (``tutorials/<name>.py``). This script turns
-it into a notebook (with jupytext, or with a small built-in reader of the percent format
-where jupytext is not installed), executes it with nbclient in a ``python3`` kernel
-started in the repository root, and writes the executed notebook.
+it into a notebook with jupytext, executes it with nbclient in a ``python3`` kernel started
+in the repository root, and writes the executed notebook, with how it was run (quick or
+full, the omnivi commit, the seconds it took) in its metadata under ``"omnivi"``.
 
 Usage::
 
@@ -22,13 +22,14 @@ from __future__ import annotations
 
 import argparse
 import os
-import re
+import subprocess
 import sys
 import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
+import jupytext
 import nbformat
 from nbclient import NotebookClient
 from nbclient.exceptions import CellControlSignal, CellExecutionError, DeadKernelError
@@ -47,7 +48,6 @@ NOTEBOOKS: tuple[str, ...] = (
     "mosaic",
 )
 QUICK_ENV = "OMNIVI_TUTORIAL_QUICK"
-_CELL_MARKER = re.compile(r"^# %%(?P<rest>.*)$")
 
 
 @dataclass(frozen=True)
@@ -77,64 +77,15 @@ class Failure:
         return f"{self.notebook}: {where} ({self.first_line!r}): {self.error}"
 
 
-def parse_percent(text: str) -> nbformat.NotebookNode:
-    """Read a jupytext percent-format script into a notebook (the subset the tutorials use).
-
-    A leading ``# ---`` ... ``# ---`` header is skipped; cells start at lines ``# %%``
-    (code) or ``# %% [markdown]`` (markdown, whose lines lose their leading ``# ``).
-
-    Parameters
-    ----------
-    text
-        The script.
-
-    Returns
-    -------
-    A version-4 notebook with a ``python3`` kernel spec.
-    """
-    lines = text.splitlines()
-    if lines and lines[0].strip() == "# ---":
-        end = next((i for i in range(1, len(lines)) if lines[i].strip() == "# ---"), 0)
-        lines = lines[end + 1 :]
-    cells: list[tuple[str, list[str]]] = []
-    for line in lines:
-        match = _CELL_MARKER.match(line)
-        if match:
-            rest = match.group("rest")
-            kind = "markdown" if "[markdown]" in rest or "[md]" in rest else "code"
-            cells.append((kind, []))
-        elif cells:
-            cells[-1][1].append(line)
-    notebook = nbformat.v4.new_notebook()
-    for kind, body in cells:
-        if kind == "markdown":
-            body = [line[2:] if line.startswith("# ") else line.lstrip("#") for line in body]
-        source = "\n".join(body).strip("\n")
-        make = nbformat.v4.new_markdown_cell if kind == "markdown" else nbformat.v4.new_code_cell
-        notebook.cells.append(make(source))
-    notebook.metadata["kernelspec"] = {
-        "display_name": "Python 3",
-        "language": "python",
-        "name": "python3",
-    }
-    notebook.metadata["language_info"] = {"name": "python"}
-    return notebook
-
-
 def read_script(path: Path) -> nbformat.NotebookNode:
-    """Turn a percent-format script into a notebook, with jupytext if it is installed.
+    """Read a tutorial's jupytext percent-format script as a notebook.
 
     Parameters
     ----------
     path
         The ``.py`` file.
     """
-    text = path.read_text()
-    try:
-        import jupytext
-    except ImportError:
-        return parse_percent(text)
-    return jupytext.reads(text, fmt="py:percent")
+    return jupytext.read(path, fmt="py:percent")
 
 
 def execute(
@@ -179,6 +130,20 @@ def execute(
             message = f"{type(error).__name__}: {last[-1] if last else ''}"
         return Failure(name, None if index is None else index + 1, first_line, message)
     return None
+
+
+def source_commit() -> str | None:
+    """Return the omnivi commit the tutorials run from (``+changes``: an edited tree)."""
+    def git(*args: str) -> str:
+        return subprocess.run(
+            ["git", *args], cwd=ROOT, capture_output=True, text=True, check=False
+        ).stdout.strip()
+
+    commit = git("rev-parse", "--short", "HEAD")
+    if not commit:
+        return None
+    dirty = git("status", "--porcelain", "--untracked-files=no", "src", "tutorials")
+    return f"{commit}+changes" if dirty else commit
 
 
 def resolve(names: list[str]) -> list[str]:
@@ -248,6 +213,11 @@ def main(argv: list[str] | None = None) -> int:
         seconds = time.perf_counter() - started
         failed_path = out_dir / f"{name}.failed.ipynb"
         if failure is None:
+            notebook.metadata["omnivi"] = {
+                "run": "quick" if args.quick else "full",
+                "commit": source_commit(),
+                "seconds": round(seconds),
+            }
             nbformat.write(notebook, out_dir / f"{name}.ipynb")
             failed_path.unlink(missing_ok=True)
             print(f"    ok in {seconds:.0f} s -> {out_dir / f'{name}.ipynb'}", flush=True)

@@ -204,6 +204,20 @@ def test_rna_protein_atac(synthetic_session):
     values = accessibility.to_numpy()
     assert ((values >= 0) & (values <= 1)).all()
 
+    # a few regions by name, and a sparse result above a threshold, built batch by batch
+    regions = list(mdata["atac"].var_names[[5, 1]])
+    chosen = model.get_accessibility_estimates(regions=regions, batch_size=7)
+    np.testing.assert_allclose(chosen.to_numpy(), values[:, [5, 1]], rtol=1e-5)
+    cut = float(np.median(values))
+    sparse_result = model.get_accessibility_estimates(threshold=cut, batch_size=7)
+    assert isinstance(sparse_result.dtypes.iloc[0], pd.SparseDtype)
+    expected = np.where(values >= cut, values, 0)
+    np.testing.assert_allclose(sparse_result.sparse.to_dense().to_numpy(), expected, rtol=1e-5)
+    matrix = model.get_accessibility_estimates(threshold=cut, return_numpy=True)
+    assert sp.issparse(matrix) and matrix.nnz == int((values >= cut).sum())
+    with pytest.raises(KeyError, match="no feature"):
+        model.get_accessibility_estimates(regions=["not a region"])
+
 
 def test_early_stopping(synthetic_mdata):
     model = cite_model(synthetic_mdata)

@@ -384,7 +384,9 @@ class OmniVI(
         from_modalities: Sequence[str] | None = None,
         batch_size: int | None = None,
         return_numpy: bool = False,
-    ) -> pd.DataFrame | np.ndarray:
+        features: Sequence[str] | None = None,
+        threshold: float | None = None,
+    ) -> pd.DataFrame | np.ndarray | sparse.csr_matrix:
         """Return denoised values of one modality, decoded from the joint latent.
 
         This is also cross-modal imputation: a cell of mosaic data that lacks ``modality`` gets
@@ -411,19 +413,36 @@ class OmniVI(
         batch_size
             Minibatch size for the forward pass.
         return_numpy
-            Return an array instead of a DataFrame.
+            Return an array (a sparse matrix with ``threshold``) instead of a DataFrame.
+        features
+            Names of the features to return; ``None`` for all. A few features of many cells
+            cost memory for those features only.
+        threshold
+            Set values below it to 0 and return a sparse result (a sparse DataFrame, or a
+            CSR matrix with ``return_numpy``), built minibatch by minibatch, so that a large
+            request (accessibility of many cells and regions) never makes a dense cells x
+            features table. ``None`` returns dense values.
 
         Returns
         -------
-        Cells x features of ``modality``.
+        Cells x features of ``modality`` (or ``features``).
         """
         self._check_if_trained(warn=False)
         self._check_modality(modality)
         adata = self._validate_anndata(adata)
         if from_modalities is not None:
             self._check_can_encode(adata, indices, from_modalities)
+        names = self._feature_names(modality, adata)
+        columns = None
+        if features is not None:
+            columns = names.get_indexer(pd.Index(features))
+            if (columns < 0).any():
+                unknown = list(pd.Index(features)[columns < 0][:5])
+                raise KeyError(f"{modality} has no feature(s) {unknown}; e.g. {list(names[:3])}.")
+            names = names[columns]
+            columns = torch.as_tensor(columns, device=self.device)
         loader = self._make_data_loader(adata=adata, indices=indices, batch_size=batch_size)
-        values = []
+        chunks = []
         for tensors in loader:
             mask = None
             if from_modalities is not None:
@@ -432,12 +451,25 @@ class OmniVI(
                 tensors, inference_kwargs={"modality_mask": mask}, compute_loss=False
             )
             px = generative_outputs["px"][modality]
-            values.append(self.module.expected_value(modality, px, library_size).cpu())
-        result = torch.cat(values).numpy()
+            values = self.module.expected_value(modality, px, library_size)
+            if columns is not None:
+                values = values.index_select(1, columns)
+            if threshold is not None:
+                values = torch.where(values >= threshold, values, 0.0)
+                values = sparse.csr_matrix(values.cpu().numpy())
+            else:
+                values = values.cpu().numpy()
+            chunks.append(values)
+        if threshold is not None:
+            result = sparse.vstack(chunks, format="csr")
+        else:
+            result = np.concatenate(chunks)
         if return_numpy:
             return result
         obs_names = adata.obs_names if indices is None else adata.obs_names[np.asarray(indices)]
-        return pd.DataFrame(result, index=obs_names, columns=self._feature_names(modality, adata))
+        if threshold is not None:
+            return pd.DataFrame.sparse.from_spmatrix(result, index=obs_names, columns=names)
+        return pd.DataFrame(result, index=obs_names, columns=names)
 
     def _check_can_encode(
         self,
@@ -469,11 +501,22 @@ class OmniVI(
         indices: Sequence[int] | None = None,
         batch_size: int | None = None,
         return_numpy: bool = False,
-    ) -> pd.DataFrame | np.ndarray:
+        regions: Sequence[str] | None = None,
+        threshold: float | None = None,
+    ) -> pd.DataFrame | np.ndarray | sparse.csr_matrix:
         """Return the probability that each region is accessible in each cell.
 
-        Same as :meth:`get_normalized_expression` with ``modality="atac"``.
+        :meth:`get_normalized_expression` with ``modality="atac"``; ``regions`` selects
+        regions by name, and ``threshold`` (e.g. 0.1) returns a sparse result with the
+        probabilities below it set to 0, as MULTIVI's does: for many cells x regions, a dense
+        table would not fit in memory.
         """
         return self.get_normalized_expression(
-            adata, indices, modality="atac", batch_size=batch_size, return_numpy=return_numpy
+            adata,
+            indices,
+            modality="atac",
+            batch_size=batch_size,
+            return_numpy=return_numpy,
+            features=regions,
+            threshold=threshold,
         )
