@@ -172,10 +172,20 @@ def _continuous_nan(env: Env) -> None:
     OmniVI.setup_anndata(adata, batch_key="batch", continuous_covariate_keys=["depth"])
 
 
-def _backed(env: Env) -> None:
+def _backed_anndata_trains_from_disk(env: Env) -> None:
     path = env.tmp / "rna.h5ad"
     env.rna().write_h5ad(path)
-    setup_rna(ad.read_h5ad(path, backed="r"))
+    adata = ad.read_h5ad(path, backed="r")
+    model = setup_rna(adata)
+    model.train(**QUICK)
+    assert model.get_latent_representation().shape == (adata.n_obs, 20)
+    assert adata.isbacked  # read a minibatch at a time, never loaded whole
+
+
+def _backed_mudata(env: Env) -> None:
+    path = env.tmp / "cite.h5mu"
+    env.cite().write(path)
+    setup_cite(md.read_h5mu(path, backed=True))
 
 
 def _renamed_protein(env: Env) -> None:
@@ -425,7 +435,8 @@ CASES = [
     Case("no features", lambda e: setup_rna(e.rna()[:, :0].copy()), ValueError, "no features"),
     Case("a modality without features", _empty_modality, ValueError, "no features"),
     Case("a view (`adata[mask]`)", lambda e: setup_rna(e.rna()[:50]), ValueError, r"\.copy\(\)"),
-    Case("a backed object (`backed='r'`)", _backed, ValueError, r"to_memory\(\)"),
+    Case("a backed AnnData (`backed='r'`)", _backed_anndata_trains_from_disk, None),
+    Case("a backed MuData", _backed_mudata, ValueError, r"mudata\.read_h5mu\(path\)"),
     Case(
         "NaN values",
         lambda e: setup_rna(e.with_x(np.where(e.dense() > 3, np.nan, e.dense()))),

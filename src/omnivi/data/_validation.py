@@ -6,7 +6,7 @@ problem and how to fix it, so nothing is left half-registered.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 
 import numpy as np
 import pandas as pd
@@ -14,12 +14,28 @@ import scipy.sparse as sp
 from anndata import AnnData
 from mudata import MuData
 
+#: Rows read at a time from a matrix stored on disk (the ``.X`` of a backed AnnData).
+BLOCK_ROWS = 10_000
+
 
 def _stored_values(matrix) -> np.ndarray:
     """Return the explicitly stored values of a dense or sparse matrix (no copy if possible)."""
     if sp.issparse(matrix):
         return np.asarray(matrix.data)
     return np.asarray(matrix)
+
+
+def stored_value_blocks(matrix) -> Iterator[np.ndarray]:
+    """Yield the stored values of ``matrix``: at once if in memory, by rows if on disk.
+
+    A backed AnnData's ``.X`` (an HDF5 dataset, dense or sparse) is read ``BLOCK_ROWS`` rows
+    at a time, so that checking it takes memory for one block only.
+    """
+    if isinstance(matrix, np.ndarray) or sp.issparse(matrix):
+        yield _stored_values(matrix)
+        return
+    for start in range(0, matrix.shape[0], BLOCK_ROWS):
+        yield _stored_values(matrix[start : start + BLOCK_ROWS])
 
 
 def get_matrix(adata: AnnData, layer: str | None):
@@ -74,13 +90,12 @@ def check_finite(matrix, where: str) -> None:
     Parameters
     ----------
     matrix
-        Dense or sparse matrix.
+        Dense or sparse matrix, in memory or on disk.
     where
         Human-readable location used in the message, e.g. ``"modality 'rna', layer 'counts'"``.
     """
-    values = _stored_values(matrix)
-    if not np.isfinite(values).all():
-        n_bad = int((~np.isfinite(values)).sum())
+    n_bad = sum(int((~np.isfinite(values)).sum()) for values in stored_value_blocks(matrix))
+    if n_bad:
         raise ValueError(
             f"{where} contains {n_bad} NaN or infinite values. Remove or impute them (for "
             "example `np.nan_to_num`) before setting up the data."
@@ -93,25 +108,25 @@ def check_counts(matrix, where: str, likelihood: str) -> None:
     Parameters
     ----------
     matrix
-        Dense or sparse matrix.
+        Dense or sparse matrix, in memory or on disk.
     where
         Human-readable location used in the message.
     likelihood
         The likelihood that needs counts; named in the message.
     """
-    values = _stored_values(matrix)
-    if (values < 0).any():
-        raise ValueError(
-            f"{where} contains negative values, but the {likelihood!r} likelihood models "
-            "counts. Pass the raw counts (often in a 'counts' layer), or use the 'normal' "
-            "likelihood for normalised or scaled data."
-        )
-    if not np.array_equal(values, np.round(values)):
-        raise ValueError(
-            f"{where} contains non-integer values, but the {likelihood!r} likelihood models "
-            "counts. Pass the raw counts (often in a 'counts' layer), or use the 'normal' "
-            "likelihood for normalised data."
-        )
+    for values in stored_value_blocks(matrix):
+        if (values < 0).any():
+            raise ValueError(
+                f"{where} contains negative values, but the {likelihood!r} likelihood models "
+                "counts. Pass the raw counts (often in a 'counts' layer), or use the 'normal' "
+                "likelihood for normalised or scaled data."
+            )
+        if not np.array_equal(values, np.round(values)):
+            raise ValueError(
+                f"{where} contains non-integer values, but the {likelihood!r} likelihood "
+                "models counts. Pass the raw counts (often in a 'counts' layer), or use the "
+                "'normal' likelihood for normalised data."
+            )
 
 
 def check_nonnegative(
@@ -124,21 +139,22 @@ def check_nonnegative(
     Parameters
     ----------
     matrix
-        Dense or sparse matrix.
+        Dense or sparse matrix, in memory or on disk.
     where
         Human-readable location used in the message.
     hint
         What the values should be instead, appended to the message.
     """
-    if (_stored_values(matrix) < 0).any():
+    if any((values < 0).any() for values in stored_value_blocks(matrix)):
         raise ValueError(f"{where} contains negative values. {hint}")
 
 
-def check_in_memory_object(data: AnnData | MuData, where: str) -> None:
-    """Raise if ``data`` is a view, is backed by a file, or has no cells or no features.
+def check_registrable(data: AnnData | MuData, where: str) -> None:
+    """Raise if ``data`` is a view, a backed MuData, or has no cells or no features.
 
     scvi-tools registers data in place (``.obs`` columns, ``.uns`` entries), which a view
-    cannot take, and omnivi's checks read every value, which a backed object does not hold.
+    cannot take. A backed AnnData (``read_h5ad(..., backed="r")``) is fine: it is checked
+    and trained on a block of rows at a time, read from disk.
 
     Parameters
     ----------
@@ -152,10 +168,11 @@ def check_in_memory_object(data: AnnData | MuData, where: str) -> None:
             f"`{where}` is a view of another object (e.g. `{where}[mask]`), which cannot be "
             f"registered: pass a copy, `{where} = {where}[mask].copy()`."
         )
-    if data.isbacked:
+    if isinstance(data, MuData) and data.isbacked:
         raise ValueError(
-            f"`{where}` is backed by a file (read with backed='r'). omnivi reads the data into "
-            f"memory: load it with `{where} = {where}.to_memory()`."
+            f"`{where}` is a MuData backed by a file (read with backed=True), which omnivi does "
+            f"not read from disk: load it with `{where} = mudata.read_h5mu(path)`. (A backed "
+            "AnnData of RNA, `anndata.read_h5ad(path, backed='r')`, trains from disk.)"
         )
     if data.n_obs == 0:
         raise ValueError(f"`{where}` has no cells: there is nothing to set up.")

@@ -30,10 +30,10 @@ from omnivi.data._query import check_same_features
 from omnivi.data._validation import (
     check_counts,
     check_global_obs_keys,
-    check_in_memory_object,
     check_modalities,
     check_modalities_share_cells,
     check_nonnegative,
+    check_registrable,
 )
 from omnivi.model._saved import (
     omnivi_version,
@@ -168,7 +168,7 @@ class MultimodalSetupMixin:
         setup_method_args = cls._get_setup_method_args(**locals())
         modalities = dict(modalities or {})
         layers = {"rna": rna_layer, "protein": protein_layer, "atac": atac_layer}
-        check_in_memory_object(mdata, "mdata")
+        check_registrable(mdata, "mdata")
         check_modalities(mdata, modalities)
         modelled = {
             modalities[LAYER_ARGS[m]]: layers[m]

@@ -16,9 +16,9 @@ from omnivi.data._mosaic import MODALITY_MASK_OBSM_KEY
 from omnivi.data._validation import (
     check_cell_order,
     check_finite,
-    check_in_memory_object,
     check_obs_columns,
     check_obs_values,
+    check_registrable,
     check_unique_obs_names,
     get_matrix,
 )
@@ -107,7 +107,7 @@ def anndata_fields(
     ``from_reference``: the setup is a reference's, transferred to a query, whose cells
     without a label are coded as unlabeled.
     """
-    check_in_memory_object(adata, "adata")
+    check_registrable(adata, "adata")
     check_unique_obs_names(adata, "adata")
     categorical = [batch_key, labels_key, *(categorical_covariate_keys or [])]
     continuous = continuous_covariate_keys or []
