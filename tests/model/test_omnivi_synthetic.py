@@ -214,7 +214,8 @@ def test_rna_protein_atac(synthetic_session):
     expected = np.where(values >= cut, values, 0)
     np.testing.assert_allclose(sparse_result.sparse.to_dense().to_numpy(), expected, rtol=1e-5)
     matrix = model.get_accessibility_estimates(threshold=cut, return_numpy=True)
-    assert sp.issparse(matrix) and matrix.nnz == int((values >= cut).sum())
+    assert sp.issparse(matrix)
+    assert matrix.nnz == int((values >= cut).sum())
     with pytest.raises(KeyError, match="no feature"):
         model.get_accessibility_estimates(regions=["not a region"])
 

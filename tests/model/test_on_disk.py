@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import anndata as ad
 import numpy as np
+import pytest
 
 from omnivi.data import _validation
 from omnivi.model import OmniVI
@@ -44,9 +45,5 @@ def test_checks_of_a_backed_anndata_find_bad_values_in_any_block(
     monkeypatch.setattr(_validation, "BLOCK_ROWS", 64)
     backed = ad.read_h5ad(path, backed="r")
     OmniVI.setup_anndata(backed, batch_key="batch")
-    try:
+    with pytest.raises(ValueError, match="non-integer"):
         OmniVI(backed)
-    except ValueError as error:
-        assert "non-integer" in str(error)
-    else:
-        raise AssertionError("the non-integer value in the last block was not found")

@@ -301,9 +301,11 @@ class MultimodalSetupMixin:
             Options of :meth:`scvi.model.base.BaseModelClass.save`.
         """
         save_atomically(
-            dir_path, overwrite, lambda folder: super(MultimodalSetupMixin, self).save(
+            dir_path,
+            overwrite,
+            lambda folder: super(MultimodalSetupMixin, self).save(
                 folder, overwrite=True, **kwargs
-            )
+            ),
         )
 
     @classmethod
