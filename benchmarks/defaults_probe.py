@@ -120,9 +120,7 @@ def probe(name: str, variants: list[str], seeds: list[int], per_modality: bool, 
                 for modality in model.modalities:
                     latent = model.get_latent_representation(modality=modality)
                     embeddings[f"OmniVI from {modality} alone"] = latent
-            scores = scib_scores(
-                obs, embeddings, dataset.batch_key, dataset.label_key, baseline
-            )
+            scores = scib_scores(obs, embeddings, dataset.batch_key, dataset.label_key, baseline)
             with LOG.open("a") as log:
                 for embedding, values in scores.items():
                     record = {
