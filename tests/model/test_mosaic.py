@@ -6,6 +6,9 @@ Simulated data: batch_0 has RNA only, batch_1 protein only, batch_2 both. Real d
 
 from __future__ import annotations
 
+import gc
+import weakref
+
 import anndata as ad
 import mudata as md
 import numpy as np
@@ -17,7 +20,12 @@ from scvi import REGISTRY_KEYS
 from sklearn.neighbors import KNeighborsClassifier
 
 from omnivi._constants import MODALITY_MASK_KEY, MODALITY_REGISTRY_KEYS
-from omnivi.data._mosaic import MODALITY_MASK_OBSM_KEY, modality_presence, pad_mosaic
+from omnivi.data._mosaic import (
+    MODALITY_MASK_OBSM_KEY,
+    _pad_rows,
+    modality_presence,
+    pad_mosaic,
+)
 from omnivi.model import OmniCL, OmniVI
 
 CITE = {"rna_layer": "rna", "protein_layer": "protein"}
@@ -61,6 +69,45 @@ def test_pad_mosaic_keeps_values_and_marks_what_was_measured(
             x[measured], mdata[mod][mdata.obs_names[measured]].X.toarray()
         )
         assert (x[~measured] == 0).all()
+
+
+def test_padding_shares_the_users_sparse_data_where_cells_are_in_order(synthetic_session):
+    mdata = _mosaic(synthetic_session)
+    for mod in ("rna", "protein"):
+        mdata.mod[mod].X = sp.csr_matrix(mdata.mod[mod].X, dtype=np.float32)
+    padded = pad_mosaic(mdata, {"rna": None, "protein": None})
+    presence = modality_presence(mdata, ["rna", "protein"])
+    in_order = {
+        mod: mdata.obs_names[presence[mod].to_numpy()].equals(mdata[mod].obs_names)
+        for mod in ("rna", "protein")
+    }
+    assert in_order["rna"]  # MuData lists the first modality's cells first
+    for mod, shared in in_order.items():  # a modality stored in another order is copied once
+        assert np.shares_memory(padded[mod].X.data, mdata[mod].X.data) == shared
+        assert np.shares_memory(padded[mod].X.indices, mdata[mod].X.indices) == shared
+
+
+def test_padding_places_rows_stored_in_another_order():
+    rng = np.random.default_rng(0)
+    matrix = sp.random(6, 4, density=0.5, format="csr", dtype=np.float32, random_state=rng)
+    present = np.array([True, False, True, True, False, True, True, True, False])
+    rows = rng.permutation(6)  # the source row of each present cell, not in order
+    padded = _pad_rows(matrix, rows, present).toarray()
+    expected = np.zeros((present.size, 4), dtype=np.float32)
+    expected[present] = matrix.toarray()[rows]
+    np.testing.assert_array_equal(padded, expected)
+
+
+def test_the_padded_copy_is_released_with_the_users_object(synthetic_session):
+    mdata = _mosaic(synthetic_session)
+    OmniVI.setup_mudata(mdata, batch_key="batch", modalities=CITE)
+    uuid = mdata.uns["_scvi_uuid"]
+    padded = weakref.ref(OmniVI._setup_adata_manager_store[uuid].adata)
+    del mdata
+    gc.collect()  # frees the user's object (MuData holds reference cycles), dropping the entry
+    gc.collect()  # then the padded copy, a cycle itself, that only the entry held
+    assert uuid not in OmniVI._setup_adata_manager_store
+    assert padded() is None
 
 
 # ------------------------------------------------------------------------------ training

@@ -31,11 +31,14 @@ def is_mosaic(mdata: MuData, mods: list[str]) -> bool:
 def pad_mosaic(mdata: MuData, layers: Mapping[str, str | None]) -> MuData:
     """Build a MuData in which every cell has every modality, with a mask of what was measured.
 
-    The user's object is not modified. Each modality in ``layers`` gets a row for every cell
-    of ``mdata`` (in ``mdata``'s order); cells it lacks get zeros, and ``.obsm`` of the new
-    MuData holds under :data:`MODALITY_MASK_OBSM_KEY` a cells x modalities array, 1 where the
-    cell was measured. The global ``.obs`` is copied; each modality's ``.obs`` is the global
-    one.
+    The user's object is not modified, and its sparse data is not copied: each padded
+    modality is a CSR matrix over every cell of ``mdata`` (in ``mdata``'s order) that shares
+    the ``data`` and ``indices`` arrays of the user's matrix, with a row-pointer array of its
+    own in which the cells the modality lacks are empty rows. A modality that is dense, of
+    another dtype than float32, or whose cells are not in ``mdata``'s order is copied once.
+    ``.obsm`` of the new MuData holds under :data:`MODALITY_MASK_OBSM_KEY` a cells x
+    modalities array, 1 where the cell was measured. The global ``.obs`` is copied; each
+    modality's ``.obs`` is the global one.
 
     Parameters
     ----------
@@ -51,21 +54,32 @@ def pad_mosaic(mdata: MuData, layers: Mapping[str, str | None]) -> MuData:
     modalities = {}
     for mod, layer in layers.items():
         source = mdata.mod[mod]
-        matrix = sparse.csr_matrix(get_matrix(source, layer), dtype=np.float32)
-        rows = np.full(mdata.n_obs, -1)
-        rows[presence[mod].to_numpy()] = source.obs_names.get_indexer(
-            mdata.obs_names[presence[mod].to_numpy()]
+        present = presence[mod].to_numpy()
+        padded = _pad_rows(
+            sparse.csr_matrix(get_matrix(source, layer), dtype=np.float32),
+            source.obs_names.get_indexer(mdata.obs_names[present]),
+            present,
         )
-        gather = sparse.csr_matrix(
-            (
-                np.ones(int((rows >= 0).sum()), dtype=np.float32),
-                (np.flatnonzero(rows >= 0), rows[rows >= 0]),
-            ),
-            shape=(mdata.n_obs, source.n_obs),
-        )
-        padded = sparse.csr_matrix(gather @ matrix)
         modalities[mod] = matrix_anndata(padded, layer, obs.copy(), source.var.copy())
     result = MuData(modalities)
     result.obs = obs
     result.obsm[MODALITY_MASK_OBSM_KEY] = presence.to_numpy(dtype=np.float32)
     return result
+
+
+def _pad_rows(matrix: sparse.csr_matrix, rows: np.ndarray, present: np.ndarray):
+    """Return ``matrix``'s ``rows`` placed at the true positions of ``present``, others empty.
+
+    The result shares ``matrix``'s ``data`` and ``indices`` when ``rows`` lists every row
+    once, in order (the usual layout of a MuData); otherwise those rows are copied first.
+    """
+    if not np.array_equal(rows, np.arange(matrix.shape[0])):
+        matrix = matrix[rows]
+    row_lengths = np.zeros(present.size, dtype=matrix.indptr.dtype)
+    row_lengths[present] = np.diff(matrix.indptr)
+    indptr = np.concatenate([[0], np.cumsum(row_lengths)]).astype(matrix.indptr.dtype)
+    return sparse.csr_matrix(
+        (matrix.data, matrix.indices, indptr),
+        shape=(present.size, matrix.shape[1]),
+        copy=False,
+    )

@@ -47,6 +47,12 @@ from omnivi.model._setup import anndata_fields, mudata_fields
 _PADDED_FROM: dict[str, weakref.ref] = {}
 
 
+def _forget_padded(store: dict, uuid: str) -> None:
+    """Drop the padded copy registered under ``uuid`` from a model class's ``store``."""
+    store.pop(uuid, None)
+    _PADDED_FROM.pop(uuid, None)
+
+
 class MultimodalSetupMixin:
     """``setup_anndata`` / ``setup_mudata``, views of the registry and ``store_latent``.
 
@@ -203,7 +209,11 @@ class MultimodalSetupMixin:
         if mosaic:  # the user's object points to the padded copy that was registered
             for key in (_SCVI_UUID_KEY, _MANAGER_UUID_KEY):
                 mdata.uns[key] = registered.uns[key]
-            _PADDED_FROM[registered.uns[_SCVI_UUID_KEY]] = weakref.ref(mdata)
+            uuid = registered.uns[_SCVI_UUID_KEY]
+            _PADDED_FROM[uuid] = weakref.ref(mdata)
+            # Nothing but the class-level store would hold the padded copy once the user's
+            # object is gone (a model keeps its own reference): drop it with the object.
+            weakref.finalize(mdata, _forget_padded, cls._setup_adata_manager_store, uuid)
         cls.register_manager(adata_manager)
 
     @classmethod
