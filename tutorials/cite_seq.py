@@ -72,9 +72,7 @@ warnings.filterwarnings(
 # %%
 mdata = omnivi.data.read_dataset("bmmc_cite_small", DATA_DIR)
 for key in ("batch", "cell_type"):
-    mdata.obs[key] = (
-        mdata["rna"].obs[key].reindex(mdata.obs_names).astype(str).astype("category")
-    )
+    mdata.obs[key] = mdata["rna"].obs[key].reindex(mdata.obs_names).astype(str).astype("category")
 print(mdata)
 print(mdata.obs["batch"].value_counts().to_dict())
 print(f"{mdata.obs['cell_type'].nunique()} cell types")

@@ -190,9 +190,9 @@ imputed.columns = [name.replace("_TotalSeqB", "") for name in imputed.columns]
 transferred = pd.DataFrame(
     {
         "query cells": pd.Series(query_labels).value_counts(),
-        "median probability": pd.Series(
-            query_probabilities.to_numpy().max(axis=1)
-        ).groupby(query_labels).median(),
+        "median probability": pd.Series(query_probabilities.to_numpy().max(axis=1))
+        .groupby(query_labels)
+        .median(),
         "reference cells": reference.obs["cluster"].astype(str).value_counts(),
     }
 )
@@ -207,8 +207,16 @@ transferred.round(2)
 
 # %%
 GENES = {
-    "CD3": "CD3D", "CD4": "CD4", "CD8a": "CD8A", "CD14": "CD14", "CD16": "FCGR3A",
-    "CD19": "CD19", "CD56": "NCAM1", "CD127": "IL7R", "CD25": "IL2RA", "PD-1": "PDCD1",
+    "CD3": "CD3D",
+    "CD4": "CD4",
+    "CD8a": "CD8A",
+    "CD14": "CD14",
+    "CD16": "FCGR3A",
+    "CD19": "CD19",
+    "CD56": "NCAM1",
+    "CD127": "IL7R",
+    "CD25": "IL2RA",
+    "PD-1": "PDCD1",
     "TIGIT": "TIGIT",
 }
 
@@ -310,7 +318,7 @@ fig = omnivi.pl.embedding_grid(coordinates, obs, color=["dataset", "label"], n_c
 umap = coordinates["OmniVI (reference mapping)"][reference.n_obs :]  # the query's rows
 markers = [p for p in ("CD3", "CD4", "CD8a", "CD14", "CD16", "CD19") if p in imputed.columns]
 fig, axes = plt.subplots(1, len(markers), figsize=(3.2 * len(markers), 3.2), squeeze=False)
-for ax, protein_name in zip(axes[0], markers):
+for ax, protein_name in zip(axes[0], markers, strict=True):
     values = np.log1p(imputed[protein_name].to_numpy())
     ax.scatter(*umap.T, c=values, s=2, cmap="viridis")
     ax.set_title(f"imputed {protein_name} (log1p)")

@@ -185,6 +185,7 @@ print(f"imputed protein {imputed_protein.shape}, imputed RNA {imputed_rna.shape}
 # model has seen these cells' both modalities in training; `benchmarks/mosaic.py` hides
 # the protein of cells from training for a strict one.
 
+
 # %%
 def per_feature_pearson(predicted: pd.DataFrame, measured: np.ndarray) -> pd.Series:
     """Pearson correlation per column of log1p predicted and measured values."""
@@ -196,7 +197,7 @@ def per_feature_pearson(predicted: pd.DataFrame, measured: np.ndarray) -> pd.Ser
 
 
 def measured_values(mod: str, cells: np.ndarray) -> np.ndarray:
-    """Counts of ``cells`` (rows of mdata) in modality ``mod``, dense."""
+    """Return the counts of ``cells`` (rows of mdata) in modality ``mod``, dense."""
     return sparse.csr_matrix(mdata[mod][mdata.obs_names[cells]].X).toarray()
 
 
@@ -244,6 +245,7 @@ for ax, (title, table) in zip(
         ("imputed, RNA-only cells (p1)", imputed_by_type.loc[types]),
         ("measured, paired cells (p3, p4)", measured_by_type.loc[types]),
     ),
+    strict=True,
 ):
     scaled = table / table.max(axis=0)  # each marker relative to its highest type
     image = ax.imshow(scaled.to_numpy(), aspect="auto", vmin=0, vmax=1, cmap="viridis")
@@ -264,9 +266,7 @@ fig.colorbar(image, ax=axes, shrink=0.8, label="mean log1p, relative to the top 
 
 # %%
 coordinates = {name: omnivi.tl.umap(z) for name, z in embeddings.items()}
-fig = omnivi.pl.embedding_grid(
-    coordinates, mdata.obs, color=["celltype", "measured"], n_columns=3
-)
+fig = omnivi.pl.embedding_grid(coordinates, mdata.obs, color=["celltype", "measured"], n_columns=3)
 
 # %%
 scores.round(3)

@@ -67,9 +67,7 @@ if N_CELLS is not None:
     keep = np.random.default_rng(0).choice(mdata.n_obs, N_CELLS, replace=False)
     mdata = mdata[mdata.obs_names[np.sort(keep)]].copy()
 for key in ("sample", "cell_type"):
-    mdata.obs[key] = (
-        mdata["rna"].obs[key].reindex(mdata.obs_names).astype(str).astype("category")
-    )
+    mdata.obs[key] = mdata["rna"].obs[key].reindex(mdata.obs_names).astype(str).astype("category")
 print(mdata)
 print(f"{mdata.obs['sample'].nunique()} samples, {mdata.obs['cell_type'].nunique()} cell types")
 mdata.obs["cell_type"].value_counts().to_frame("cells").T
@@ -149,9 +147,7 @@ scib = omnivi.benchmark.scib_scores(
 )
 scores = pd.DataFrame(scib).T[["Bio conservation", "Batch correction", "Total"]]
 for name, z in embeddings.items():
-    scores.loc[name, "kNN cell-type accuracy"] = omnivi.tl.knn_label_accuracy(
-        z, obs["cell_type"]
-    )
+    scores.loc[name, "kNN cell-type accuracy"] = omnivi.tl.knn_label_accuracy(z, obs["cell_type"])
     scores.loc[name, "sample mixing entropy"] = omnivi.tl.batch_mixing_entropy(z, obs["sample"])
 scores.round(3)
 
@@ -218,11 +214,12 @@ for t in examples:
 fig, axes = plt.subplots(1, 2, figsize=(13, 6), sharey=True)
 panels = (("observed fraction open", observed_by_type), ("mean estimate", estimated_by_type))
 vmax = max(table[regions].to_numpy().max() for _, table in panels)  # one colour scale
-for ax, (title, table) in zip(axes, panels):
+for ax, (title, table) in zip(axes, panels, strict=True):
     image = ax.imshow(table[regions].to_numpy(), aspect="auto", vmin=0, vmax=vmax)
     ax.set_title(title)
     ax.set_xticks(range(len(regions)))
-    ax.set_xticklabels([f"{r} ({t})" for r, t in zip(regions, marks)], rotation=90, fontsize=6)
+    labels = [f"{region} ({cell_type})" for region, cell_type in zip(regions, marks, strict=True)]
+    ax.set_xticklabels(labels, rotation=90, fontsize=6)
     ax.set_yticks(range(len(table.index)))
     ax.set_yticklabels(table.index, fontsize=8)
 fig.colorbar(image, ax=axes, shrink=0.8)

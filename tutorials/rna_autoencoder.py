@@ -68,6 +68,7 @@ warnings.filterwarnings(
 # a subtype of `type_0` identical to it except for 8 genes, raised by 3 on the log scale
 # (about 20-fold). Its size is `rare_fraction` of the cells. We keep the RNA only.
 
+
 # %%
 def simulated_rna(n_cells: int, rare_fraction: float, seed: int = 0):
     """RNA of the simulator as an AnnData, with batch and cell type in its .obs."""
@@ -111,6 +112,7 @@ difference.sort_values(ascending=False).head(10).round(2).to_frame("rare - type_
 # `type_0` cells: the difference of their mean scores on it, in standard deviations of
 # the `type_0` scores. A component that carries the rare population stands out.
 
+
 # %%
 def pca(adata, scale: bool, n_comps: int = 50) -> np.ndarray:
     """PCA of counts normalised to 10,000 per cell and log1p (scaled to unit variance)."""
@@ -131,7 +133,7 @@ def rare_separation(scores: np.ndarray, labels: np.ndarray) -> np.ndarray:
 
 pcas = {"log1p": pca(rna, scale=False), "log1p + scaled": pca(rna, scale=True)}
 fig, axes = plt.subplots(1, 2, figsize=(11, 3.2), sharey=True)
-for ax, (name, scores) in zip(axes, pcas.items()):
+for ax, (name, scores) in zip(axes, pcas.items(), strict=True):
     separation = rare_separation(scores, labels)
     ax.bar(np.arange(1, scores.shape[1] + 1), separation)
     ax.axvline(N_COMPONENTS + 0.5, color="grey", ls="--", lw=1)

@@ -88,9 +88,7 @@ def read_script(path: Path) -> nbformat.NotebookNode:
     return jupytext.read(path, fmt="py:percent")
 
 
-def execute(
-    notebook: nbformat.NotebookNode, name: str, timeout: int, cwd: Path
-) -> Failure | None:
+def execute(notebook: nbformat.NotebookNode, name: str, timeout: int, cwd: Path) -> Failure | None:
     """Execute ``notebook`` in place; return where it failed, or ``None``.
 
     Parameters
@@ -134,6 +132,7 @@ def execute(
 
 def source_commit() -> str | None:
     """Return the omnivi commit the tutorials run from (``+changes``: an edited tree)."""
+
     def git(*args: str) -> str:
         return subprocess.run(
             ["git", *args], cwd=ROOT, capture_output=True, text=True, check=False
