@@ -191,6 +191,36 @@ def test_imputation_predicts_a_missing_modality(mosaic_model):
     assert (imputed.to_numpy() >= 0).all()
 
 
+def _perturb_batch_columns(decoder: torch.nn.Module, batch: int, n_batch: int) -> None:
+    """Add noise to ``decoder``'s weights for one-hot ``batch`` (the last covariate block)."""
+    for layers in decoder.px_decoder.fc_layers:
+        weight = layers[0].weight
+        weight[:, weight.shape[1] - n_batch + batch] += torch.randn(weight.shape[0])
+
+
+def test_imputation_reads_no_weight_of_a_batch_without_the_modality(mosaic_model):
+    model, mdata = mosaic_model
+    batches = model.adata_manager.get_state_registry(REGISTRY_KEYS.BATCH_KEY)
+    names = list(batches.categorical_mapping)
+    measured = model.module.batch_has_modality.cpu().numpy()
+    rna, protein = model.modalities.index("rna"), model.modalities.index("protein")
+    assert not measured[protein, names.index("batch_0")]  # RNA only
+    assert not measured[rna, names.index("batch_1")]  # protein only
+    assert measured.sum() == 4
+    rna_only = np.flatnonzero(mdata.obs["batch"].astype(str).to_numpy() == "batch_0")
+    before = model.get_normalized_expression(modality="protein", indices=rna_only)
+    saved = {k: v.clone() for k, v in model.module.state_dict().items()}
+    try:
+        with torch.no_grad():  # the protein decoder's weights for batch_0 never trained
+            _perturb_batch_columns(
+                model.module.decoders["protein"], names.index("batch_0"), len(names)
+            )
+        after = model.get_normalized_expression(modality="protein", indices=rna_only)
+    finally:
+        model.module.load_state_dict(saved)
+    np.testing.assert_allclose(after.to_numpy(), before.to_numpy(), rtol=1e-5)
+
+
 def test_from_modalities_encodes_from_the_chosen_modalities(mosaic_model):
     model, mdata = mosaic_model
     paired = np.flatnonzero(mdata.obs["batch"].astype(str).to_numpy() == "batch_2")

@@ -143,6 +143,16 @@ def test_an_rna_only_query_on_a_cite_seq_reference(reference_model, synthetic_se
     protein = model.get_normalized_expression(modality="protein")
     assert protein.shape == (rna.n_obs, query["protein"].n_vars)
     assert np.isfinite(protein.to_numpy()).all()
+    # The protein decoder's weights for the query's batch get no gradient (the query has no
+    # protein): its proteins are decoded as an average reference batch, not with them.
+    measured = model.module.batch_has_modality.cpu().numpy()
+    assert measured[model.modalities.index("protein")].tolist() == [True, True, False]
+    assert measured[model.modalities.index("rna")].all()
+    with torch.no_grad():  # the last one-hot column is the query's batch
+        for layers in model.module.decoders["protein"].px_decoder.fc_layers:
+            layers[0].weight[:, -1] += torch.randn(layers[0].weight.shape[0])
+    again = model.get_normalized_expression(modality="protein")
+    np.testing.assert_allclose(again.to_numpy(), protein.to_numpy(), rtol=1e-5)
     truth = rna.obs["cell_type"].astype(str).to_numpy()
     assert (model.predict() == truth).mean() > 0.6
     novelty = model.get_novelty_scores()  # compared on RNA, the modality the query has

@@ -158,6 +158,7 @@ class OmniVI(
             latent_distribution=latent_distribution,
             modality_weights=modality_weights,
             log_depth_means=self._log_depth_means(likelihoods),
+            batches_with_modality=self._batches_with_modality(),
             n_labels=self.summary_stats.n_labels if self.has_labels else 0,
             unlabeled_code=self.unlabeled_code,
             contrastive_weight=contrastive_weight,
@@ -193,6 +194,21 @@ class OmniVI(
             depth = (matrix > 0).sum(axis=1) if modality == "atac" else matrix.sum(axis=1)
             means[modality] = float(np.log1p(np.asarray(depth, dtype=np.float64)).mean())
         return means
+
+    def _batches_with_modality(self) -> dict[str, list[int]]:
+        """For each modality, the batch codes of registered cells that have it.
+
+        All batches for every modality unless the data is mosaic. Empty without registered
+        data.
+        """
+        if self.adata is None:
+            return {}
+        codes = np.asarray(self.adata_manager.get_from_registry(REGISTRY_KEYS.BATCH_KEY))
+        observed = self._observed_modalities()
+        return {
+            m: np.unique(codes.ravel()[observed[:, i]]).tolist()
+            for i, m in enumerate(self.modalities)
+        }
 
     # -------------------------------------------------------------------------- training
     def train(
@@ -304,6 +320,9 @@ class OmniVI(
         """
         cls._check_laid_out_like(adata, reference_model)
         model = super().load_query_data(adata, reference_model, **kwargs)
+        # The reference's record of which batches measured each modality, plus the query's
+        # (a batch the reference knew without cells may have some in the query).
+        model.module.add_batches_with_modality(model._batches_with_modality())
         model.is_query_model_ = True
         return model
 

@@ -133,6 +133,14 @@ class OmniVAE(BaseModuleClass):
         the modality: the depth its decoder is given for cells without it (imputation in
         mosaic data). :class:`~omnivi.model.OmniVI` computes them from the registered data; a
         query model gets its reference's. Missing entries are 0.
+    batches_with_modality
+        For each modality, the batches (codes) with training cells that have it; ``None``
+        or a modality not given: every batch. A decoder's weights for a batch none of whose
+        cells has the modality are never trained (mosaic data: the protein decoder's column
+        of an RNA-only batch; a query batch without a modality of the reference), so for
+        cells of such a batch the decoder is given the mean of the batches that have the
+        modality instead of their own batch (a batch one-hot spread evenly over those
+        batches). Imputing a missing modality thus decodes it as an average measured batch.
     encode_covariates
         Whether the encoder branches see batch and covariates. Off by default, as in scVI:
         the latent then mixes batches better. Turn it on to let scArches surgery adapt the
@@ -173,6 +181,7 @@ class OmniVAE(BaseModuleClass):
         modality_dropout: float = 0.2,
         atac_region_fraction: float = 0.25,
         log_depth_means: dict[str, float] | None = None,
+        batches_with_modality: dict[str, list[int]] | None = None,
         encode_covariates: bool = False,
         use_batch_norm: bool = True,
         use_layer_norm: bool = False,
@@ -224,6 +233,15 @@ class OmniVAE(BaseModuleClass):
             "log_depth_mean",
             torch.tensor([float(means.get(m, 0.0)) for m in self.depth_modalities]),
         )
+
+        # Modalities x batches, true where a batch trains the modality's decoder. A buffer,
+        # so that a query model (scArches) pads it with its new batches as it pads weights.
+        measured = torch.ones(len(self.modalities), max(n_batch, 1), dtype=torch.bool)
+        for i, m in enumerate(self.modalities):
+            if batches_with_modality is not None and m in batches_with_modality:
+                measured[i] = False
+                measured[i, list(batches_with_modality[m])] = True
+        self.register_buffer("batch_has_modality", measured)
 
         cat_list = [n_batch, *(n_cats_per_cov or [])]
         layer_kwargs = {"use_batch_norm": use_batch_norm, "use_layer_norm": use_layer_norm}
@@ -437,9 +455,10 @@ class OmniVAE(BaseModuleClass):
         While training with ``atac_region_fraction < 1`` the ATAC likelihood covers only the
         regions returned under ``"atac_regions"``.
         """
-        covariates = self._covariates(batch_index, cat_covs)
+        extra_cats = self._covariates(batch_index, cat_covs)[1:]
         outputs = {"px": {}, "atac_regions": self._sample_regions(z.device)}
-        for m in self.modalities:
+        for i, m in enumerate(self.modalities):
+            covariates = [self._decoder_batch(i, batch_index), *extra_cats]
             # RNA takes its library size and ATAC its depth as arguments; protein its depth as
             # the keyword, which a protein decoder on normalised input does not take.
             extra = (size[m],) if m in ("rna", "atac") else ()
@@ -448,6 +467,31 @@ class OmniVAE(BaseModuleClass):
                 options["log_depth"] = size[m]
             outputs["px"][m] = self.decoders[m](z, *extra, *covariates, cont=cont_covs, **options)
         return outputs
+
+    @torch.no_grad()
+    def add_batches_with_modality(self, batches_with_modality: dict[str, list[int]]) -> None:
+        """Record that the batches (codes) given for each modality have cells with it.
+
+        For a query model (scArches), whose module holds the reference's record: the
+        query's batches train their decoder weights for the modalities they have.
+        """
+        for i, m in enumerate(self.modalities):
+            self.batch_has_modality[i, list(batches_with_modality.get(m, []))] = True
+
+    def _decoder_batch(self, position: int, batch_index: torch.Tensor) -> torch.Tensor:
+        """Return the batch input of the decoder of modality ``position``.
+
+        The cells' batch codes with one batch; otherwise a one-hot per cell, where a cell
+        whose batch has no training cell with the modality gets weight spread evenly over
+        the batches that have (see ``batches_with_modality``).
+        """
+        if self.n_batch < 2:
+            return batch_index
+        measured = self.batch_has_modality[position].float()
+        codes = batch_index.view(-1).long()
+        one_hot = nn.functional.one_hot(codes, self.n_batch).float()
+        average = measured / measured.sum().clamp(min=1.0)
+        return torch.where(measured[codes, None] > 0, one_hot, average)
 
     def _sample_regions(self, device: torch.device) -> torch.Tensor | None:
         """Draw a random subset of ATAC regions for one training step, or ``None`` for all."""
