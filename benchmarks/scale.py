@@ -1,0 +1,329 @@
+"""Scale: one epoch of OmniVI, TOTALVI and SCVI on 10k, 100k and 1M simulated cells.
+
+Simulated RNA (2,000 genes) + protein (30) counts, sparse RNA, generated block by block and
+written once to ``benchmarks/runs/scale/`` (not under version control). Each fit runs in a
+process of its own, at batch size 256 for every method (the issue's fixed setting; every other
+option is the model's own), for one epoch, and records the epoch's seconds (from the start
+to the end of the training epoch, without set-up), training cells per second, and the
+process's peak resident memory:
+
+- from memory: the MuData (RNA + protein) read into memory; OmniVI, TOTALVI, SCVI (RNA);
+- from disk: the RNA as an AnnData backed by its ``.h5ad`` (``backed="r"``); OmniVI and SCVI
+  read each minibatch from the file (omnivi does not yet train a MuData from disk);
+- two processes: OmniVI from memory under Lightning's DDP (``strategy="ddp"``, two CPU
+  processes of one thread each, on the same cores as the one-process fit), the figure a
+  multi-device run starts from. Peak memory is that of the first process.
+
+Targets: time linear in cells (the 1M epoch within 1.2x of 100 times the 10k epoch's time per
+cell), peak memory from disk at 1M at most 1.5x the 10k figure, OmniVI at least 1.5x
+TOTALVI's cells/s at every size.
+
+Usage::
+
+    . .venv/bin/activate
+    python benchmarks/scale.py                      # 10k, 100k, 1M cells (about an hour)
+    python benchmarks/scale.py --sizes 10000 100000
+    python benchmarks/scale.py --quick              # 2k and 5k cells, to a temporary folder
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+from _common import machine_info
+
+HERE = Path(__file__).resolve().parent
+RUNS = HERE / "runs" / "scale"
+N_GENES, N_PROTEINS, N_TYPES, N_BATCHES = 2_000, 30, 12, 4
+BLOCK = 20_000
+BATCH_SIZE = 256
+#: (method, data source) pairs of a run.
+FITS = [
+    ("omnivi", "memory"),
+    ("totalvi", "memory"),
+    ("scvi", "memory"),
+    ("omnivi", "disk"),
+    ("scvi", "disk"),
+    ("omnivi", "ddp2"),
+]
+
+
+# ------------------------------------------------------------------------ simulation
+def simulate(n_cells: int, folder: Path, seed: int = 0) -> None:
+    """Write ``n_cells`` simulated CITE-seq cells as ``cite.h5mu`` and their RNA as ``rna.h5ad``.
+
+    Cell types differ in a gamma-distributed gene profile and in protein levels; batches
+    scale library sizes and add a protein background. RNA is generated ``BLOCK`` cells at a
+    time into a CSR matrix (about 10% non-zero), so memory holds the sparse data only.
+    """
+    import anndata as ad
+    import mudata as md
+    import pandas as pd
+    from scipy import sparse
+
+    rng = np.random.default_rng(seed)
+    profiles = rng.gamma(0.25, 1.0, size=(N_TYPES, N_GENES))
+    profiles /= profiles.sum(axis=1, keepdims=True)
+    protein_levels = rng.gamma(2.0, 20.0, size=(N_TYPES, N_PROTEINS))
+    batch_depth = rng.uniform(0.7, 1.3, size=N_BATCHES)
+    batch_background = rng.uniform(2.0, 10.0, size=(N_BATCHES, N_PROTEINS))
+    types = rng.integers(N_TYPES, size=n_cells)
+    batches = rng.integers(N_BATCHES, size=n_cells)
+    blocks, proteins = [], []
+    for start in range(0, n_cells, BLOCK):
+        rows = slice(start, min(start + BLOCK, n_cells))
+        library = rng.lognormal(np.log(400), 0.4, size=rows.stop - rows.start)
+        library *= batch_depth[batches[rows]]
+        rates = profiles[types[rows]] * library[:, None]
+        blocks.append(sparse.csr_matrix(rng.poisson(rates).astype(np.float32)))
+        protein_rates = protein_levels[types[rows]] + batch_background[batches[rows]]
+        proteins.append(rng.poisson(protein_rates).astype(np.float32))
+    obs = pd.DataFrame(
+        {
+            "batch": pd.Categorical([f"b{b}" for b in batches]),
+            "cell_type": pd.Categorical([f"t{t}" for t in types]),
+        },
+        index=[f"c{i}" for i in range(n_cells)],
+    )
+    rna = ad.AnnData(sparse.vstack(blocks, format="csr"), obs=obs)
+    rna.var_names = [f"g{i}" for i in range(N_GENES)]
+    protein = ad.AnnData(np.vstack(proteins), obs=obs.copy())
+    protein.var_names = [f"p{i}" for i in range(N_PROTEINS)]
+    folder.mkdir(parents=True, exist_ok=True)
+    rna.write_h5ad(folder / "rna.h5ad")
+    with md.set_options(pull_on_update=False):
+        mdata = md.MuData({"rna": rna, "protein": protein})
+    mdata.obs = obs.copy()
+    mdata.write(folder / "cite.h5mu")
+
+
+# ---------------------------------------------------------------------------- worker
+def fit(method: str, source: str, folder: Path) -> dict | None:
+    """One epoch of ``method`` on the data in ``folder``; runs in a process of its own.
+
+    Returns ``None`` in the second process of a DDP fit (only the first one reports).
+    """
+    import anndata as ad
+    import mudata as md
+    import scvi
+    import torch
+
+    from omnivi.benchmark._training import train_model
+    from omnivi.benchmark._worker import peak_rss_mib, quiet_libraries
+    from omnivi.model import OmniVI
+
+    quiet_libraries()
+    scvi.settings.seed = 0
+    baseline = peak_rss_mib()
+    if source == "disk":
+        data = ad.read_h5ad(folder / "rna.h5ad", backed="r")
+    elif method == "scvi":
+        data = ad.read_h5ad(folder / "rna.h5ad")
+    else:
+        data = md.read_h5mu(folder / "cite.h5mu")
+    loaded = peak_rss_mib()
+    if method == "omnivi":
+        if isinstance(data, md.MuData):
+            OmniVI.setup_mudata(
+                data,
+                batch_key="batch",
+                modalities={"rna_layer": "rna", "protein_layer": "protein"},
+            )
+        else:
+            OmniVI.setup_anndata(data, batch_key="batch")
+        model = OmniVI(data)
+    elif method == "totalvi":
+        scvi.model.TOTALVI.setup_mudata(
+            data, batch_key="batch", modalities={"rna_layer": "rna", "protein_layer": "protein"}
+        )
+        model = scvi.model.TOTALVI(data)
+    else:
+        scvi.model.SCVI.setup_anndata(data, batch_key="batch")
+        model = scvi.model.SCVI(data)
+    options = {"max_epochs": 1, "batch_size": BATCH_SIZE}
+    if source == "ddp2":
+        torch.set_num_threads(1)  # each of the two processes on one of the cores
+        options |= {"accelerator": "cpu", "devices": 2, "strategy": "ddp"}
+    record = train_model(model, method, (), **options)
+    if model.trainer is not None and model.trainer.global_rank != 0:
+        return None
+    return {
+        "method": method,
+        "source": source,
+        "n_cells": int(data.n_obs),
+        "epoch_seconds": record["median_epoch_seconds"],
+        "train_seconds": record["train_seconds"],
+        "n_train_cells": record["n_train_cells"],
+        "cells_per_second": record["steady_cells_per_second"],
+        "rss_baseline_mib": baseline,
+        "rss_after_reading_mib": loaded,
+        "rss_peak_mib": peak_rss_mib(),
+    }
+
+
+def run_fit(method: str, source: str, folder: Path) -> dict:
+    """Run :func:`fit` in a new Python process and return its record (or the error)."""
+    command = [sys.executable, __file__, "--fit", method, source, str(folder)]
+    started = time.perf_counter()
+    done = subprocess.run(command, capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        return {"method": method, "source": source, "error": done.stderr[-3000:]}
+    record = json.loads(done.stdout.strip().splitlines()[-1])
+    record["process_seconds"] = time.perf_counter() - started
+    return record
+
+
+# ---------------------------------------------------------------------------- report
+def targets(fits: list[dict]) -> list[dict]:
+    """The issue's three targets, each with the figures that decide it."""
+    ok = [f for f in fits if "error" not in f]
+
+    def get(method, source, n):
+        return next(
+            (f for f in ok if (f["method"], f["source"], f["n_cells"]) == (method, source, n)),
+            None,
+        )
+
+    sizes = sorted({f["n_cells"] for f in ok})
+    rows = []
+    small, large = sizes[0], sizes[-1]
+    for method, source in FITS:
+        a, b = get(method, source, small), get(method, source, large)
+        if a and b and large > small:
+            per_cell_small = a["epoch_seconds"] / small
+            ratio = b["epoch_seconds"] / (per_cell_small * large)
+            rows.append(
+                {
+                    "target": f"{method} ({source}): epoch time linear in cells",
+                    "figure": f"{large:,} cells take {ratio:.2f}x {large / small:g} times the "
+                    f"{small:,}-cell epoch",
+                    "met": ratio <= 1.2,
+                }
+            )
+    for method in ("omnivi", "scvi"):
+        a, b = get(method, "disk", small), get(method, "disk", large)
+        if a and b and large > small:
+            ratio = b["rss_peak_mib"] / a["rss_peak_mib"]
+            rows.append(
+                {
+                    "target": f"{method} from disk: peak memory at {large:,} <= 1.5x {small:,}",
+                    "figure": f"{b['rss_peak_mib']:,.0f} / {a['rss_peak_mib']:,.0f} MiB = "
+                    f"{ratio:.2f}x",
+                    "met": ratio <= 1.5,
+                }
+            )
+    for n in sizes:
+        a, b = get("omnivi", "memory", n), get("totalvi", "memory", n)
+        if a and b:
+            ratio = a["cells_per_second"] / b["cells_per_second"]
+            rows.append(
+                {
+                    "target": f"OmniVI >= 1.5x TOTALVI's cells/s at {n:,} cells",
+                    "figure": f"{a['cells_per_second']:,.0f} / {b['cells_per_second']:,.0f} = "
+                    f"{ratio:.2f}x",
+                    "met": ratio >= 1.5,
+                }
+            )
+    for n in sizes:
+        a, b = get("omnivi", "memory", n), get("omnivi", "ddp2", n)
+        if a and b:
+            rows.append(
+                {
+                    "target": f"(a figure, not a target) OmniVI, 2 DDP processes / 1, {n:,} cells",
+                    "figure": f"{b['cells_per_second']:,.0f} / {a['cells_per_second']:,.0f} "
+                    f"cells/s = {b['cells_per_second'] / a['cells_per_second']:.2f}x",
+                    "met": None,
+                }
+            )
+    return rows
+
+
+def report(results: dict) -> str:
+    """Markdown tables of the fits and the targets."""
+    lines = [
+        "# Scale benchmark",
+        "",
+        f"Written by `benchmarks/scale.py` on {results['machine']['date']} "
+        f"({results['machine']['cpu']}, {results['machine']['cores']} cores, omnivi commit "
+        f"{results['machine'].get('omnivi commit')}). Simulated RNA ({N_GENES:,} genes, "
+        f"sparse) + protein ({N_PROTEINS}); one epoch at batch size {BATCH_SIZE} per fit, each "
+        "in its own process; epoch seconds without set-up; peak resident memory of the process.",
+        "",
+        "| cells | method | data | epoch s | train cells/s | MiB after reading | peak MiB |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for f in results["fits"]:
+        if "error" in f:
+            lines.append(
+                f"| {f.get('n_cells', '-')} | {f['method']} | {f['source']} | failed | - | - | - |"
+            )
+            continue
+        lines.append(
+            f"| {f['n_cells']:,} | {f['method']} | {f['source']} | {f['epoch_seconds']:.1f} | "
+            f"{f['cells_per_second']:,.0f} | {f['rss_after_reading_mib']:,.0f} | "
+            f"{f['rss_peak_mib']:,.0f} |"
+        )
+    lines += ["", "| target | figure | met |", "|---|---|---|"]
+    for row in results["targets"]:
+        met = "-" if row["met"] is None else "yes" if row["met"] else "NO"
+        lines.append(f"| {row['target']} | {row['figure']} | {met} |")
+    failed = [f for f in results["fits"] if "error" in f]
+    for f in failed:
+        last = f["error"].strip().splitlines()[-1] if f["error"].strip() else "?"
+        lines.append(f"\n- {f['method']} ({f['source']}) failed: `{last}`")
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Command line: simulate the sizes, fit every method on each, write the results."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000, 1_000_000])
+    parser.add_argument("--quick", action="store_true", help="2k and 5k cells, temp output")
+    parser.add_argument(
+        "--fit", nargs=3, metavar=("METHOD", "SOURCE", "FOLDER"), help=argparse.SUPPRESS
+    )
+    args = parser.parse_args(argv)
+    if args.fit:
+        method, source, folder = args.fit
+        record = fit(method, source, Path(folder))
+        if record is not None:
+            print(json.dumps(record))
+        return
+    sizes = [2_000, 5_000] if args.quick else args.sizes
+    work = Path(tempfile.mkdtemp(prefix="omnivi-scale-")) if args.quick else RUNS
+    out_dir = work if args.quick else HERE / "results"
+    fits = []
+    for n_cells in sizes:
+        folder = work / f"{n_cells}"
+        if not (folder / "cite.h5mu").exists():
+            print(f"simulating {n_cells:,} cells", flush=True)
+            simulate(n_cells, folder)
+        for method, source in FITS:
+            record = run_fit(method, source, folder)
+            record.setdefault("n_cells", n_cells)
+            fits.append(record)
+            shown = (
+                "failed"
+                if "error" in record
+                else (
+                    f"{record['epoch_seconds']:.1f} s/epoch, {record['cells_per_second']:,.0f} "
+                    f"cells/s, peak {record['rss_peak_mib']:,.0f} MiB"
+                )
+            )
+            print(f"  {n_cells:,} {method} ({source}): {shown}", flush=True)
+    results = {"machine": machine_info(), "sizes": sizes, "fits": fits, "targets": targets(fits)}
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / "scale.json").write_text(json.dumps(results, indent=2, default=float))
+    (out_dir / "scale.md").write_text(report(results))
+    print(report(results))
+
+
+if __name__ == "__main__":
+    main()
