@@ -156,8 +156,24 @@ scores.round(3)
 #
 # `get_accessibility_estimates` returns, for each cell, the probability that each region
 # is open, decoded from the joint latent: a denoised version of the sparse binary ATAC
-# matrix. It returns a dense cells x regions table, so ask for a subset of cells: here
-# up to 30 cells of each type (at most 450 cells x 25,734 regions).
+# matrix. By default it returns a dense cells x regions table: 10,309 cells x 25,734
+# regions would take about 1 GB of float32, and an atlas far more. Three arguments keep it
+# small: `indices` (some cells), `regions` (some regions, by name) and `threshold` (all of
+# them, as a sparse table that keeps only probabilities above the threshold, built
+# minibatch by minibatch). First all cells, thresholded at 0.1:
+
+# %%
+sparse_estimates = model.get_accessibility_estimates(threshold=0.1, return_numpy=True)
+print(
+    f"{sparse_estimates.shape[0]} cells x {sparse_estimates.shape[1]} regions, "
+    f"{sparse_estimates.nnz / np.prod(sparse_estimates.shape):.1%} of the entries >= 0.1, "
+    f"{(sparse_estimates.data.nbytes + sparse_estimates.indices.nbytes) / 1e6:.0f} MB "
+    f"(dense: {np.prod(sparse_estimates.shape) * 4 / 1e6:.0f} MB)"
+)
+
+# %% [markdown]
+# For the comparisons below, dense estimates of a subset of cells: up to 30 cells of each
+# type (at most 450 cells x 25,734 regions).
 
 # %%
 rng = np.random.default_rng(0)
