@@ -10,6 +10,9 @@ process's peak resident memory:
 - from memory: the MuData (RNA + protein) read into memory; OmniVI, TOTALVI, SCVI (RNA);
 - from disk: the RNA as an AnnData backed by its ``.h5ad`` (``backed="r"``); OmniVI and SCVI
   read each minibatch from the file (omnivi does not yet train a MuData from disk);
+- from a TileDB-SOMA store (``soma``): the RNA written once with ``tiledbsoma.io.from_h5ad``
+  and streamed by scvi-tools' ``TileDBDataModule`` (the ``ondisk`` extra), OmniVI and SCVI
+  built with ``registry=datamodule.registry``, the path to atlases larger than memory;
 - two processes: OmniVI from memory under Lightning's DDP (``strategy="ddp"``, two CPU
   processes of one thread each, on the same cores as the one-process fit), the figure a
   multi-device run starts from. Peak memory is that of the first process.
@@ -24,6 +27,8 @@ Usage::
     python benchmarks/scale.py                      # 10k, 100k, 1M cells (about an hour)
     python benchmarks/scale.py --sizes 10000 100000
     python benchmarks/scale.py --quick              # 2k and 5k cells, to a temporary folder
+    python benchmarks/scale.py --fits omnivi:soma scvi:soma   # these fits only, merged into
+                                                    # the stored results (each row: its commit)
 """
 
 from __future__ import annotations
@@ -51,13 +56,17 @@ FITS = [
     ("scvi", "memory"),
     ("omnivi", "disk"),
     ("scvi", "disk"),
+    ("omnivi", "soma"),
+    ("scvi", "soma"),
     ("omnivi", "ddp2"),
 ]
+#: Sources read from disk, whose peak memory must stay bounded.
+DISK_SOURCES = ("disk", "soma")
 
 
 # ------------------------------------------------------------------------ simulation
 def simulate(n_cells: int, folder: Path, seed: int = 0) -> None:
-    """Write ``n_cells`` simulated CITE-seq cells as ``cite.h5mu`` and their RNA as ``rna.h5ad``.
+    """Write ``n_cells`` simulated CITE-seq cells: ``cite.h5mu``, RNA ``rna.h5ad`` and ``soma``.
 
     Cell types differ in a gamma-distributed gene profile and in protein levels; batches
     scale library sizes and add a protein background. RNA is generated ``BLOCK`` cells at a
@@ -102,9 +111,59 @@ def simulate(n_cells: int, folder: Path, seed: int = 0) -> None:
         mdata = md.MuData({"rna": rna, "protein": protein})
     mdata.obs = obs.copy()
     mdata.write(folder / "cite.h5mu")
+    write_soma(folder)
+
+
+def write_soma(folder: Path) -> None:
+    """Write ``folder``'s ``rna.h5ad`` as the TileDB-SOMA experiment ``folder/soma``."""
+    import tiledbsoma.io
+
+    tiledbsoma.io.from_h5ad(str(folder / "soma"), str(folder / "rna.h5ad"), "RNA")
+
+
+def soma_datamodule(experiment):
+    """scvi-tools' data module streaming ``experiment``'s RNA in shuffled minibatches."""
+    from scvi.dataloaders import TileDBDataModule
+
+    return TileDBDataModule(
+        experiment.axis_query("RNA"),
+        layer_name="data",
+        batch_column_names=["batch"],
+        batch_size=BATCH_SIZE,
+        shuffle=True,
+        seed=0,
+        train_size=0.9,
+        dataloader_kwargs={"num_workers": 0},
+    )
 
 
 # ---------------------------------------------------------------------------- worker
+def build_model(method: str, data):
+    """Set up ``data`` for ``method`` and build the model at its defaults."""
+    import mudata as md
+    import scvi
+
+    from omnivi.model import OmniVI
+
+    if method == "omnivi":
+        if isinstance(data, md.MuData):
+            OmniVI.setup_mudata(
+                data,
+                batch_key="batch",
+                modalities={"rna_layer": "rna", "protein_layer": "protein"},
+            )
+        else:
+            OmniVI.setup_anndata(data, batch_key="batch")
+        return OmniVI(data)
+    if method == "totalvi":
+        scvi.model.TOTALVI.setup_mudata(
+            data, batch_key="batch", modalities={"rna_layer": "rna", "protein_layer": "protein"}
+        )
+        return scvi.model.TOTALVI(data)
+    scvi.model.SCVI.setup_anndata(data, batch_key="batch")
+    return scvi.model.SCVI(data)
+
+
 def fit(method: str, source: str, folder: Path) -> dict | None:
     """One epoch of ``method`` on the data in ``folder``; runs in a process of its own.
 
@@ -122,32 +181,27 @@ def fit(method: str, source: str, folder: Path) -> dict | None:
     quiet_libraries()
     scvi.settings.seed = 0
     baseline = peak_rss_mib()
-    if source == "disk":
-        data = ad.read_h5ad(folder / "rna.h5ad", backed="r")
-    elif method == "scvi":
-        data = ad.read_h5ad(folder / "rna.h5ad")
-    else:
-        data = md.read_h5mu(folder / "cite.h5mu")
-    loaded = peak_rss_mib()
-    if method == "omnivi":
-        if isinstance(data, md.MuData):
-            OmniVI.setup_mudata(
-                data,
-                batch_key="batch",
-                modalities={"rna_layer": "rna", "protein_layer": "protein"},
-            )
-        else:
-            OmniVI.setup_anndata(data, batch_key="batch")
-        model = OmniVI(data)
-    elif method == "totalvi":
-        scvi.model.TOTALVI.setup_mudata(
-            data, batch_key="batch", modalities={"rna_layer": "rna", "protein_layer": "protein"}
-        )
-        model = scvi.model.TOTALVI(data)
-    else:
-        scvi.model.SCVI.setup_anndata(data, batch_key="batch")
-        model = scvi.model.SCVI(data)
     options = {"max_epochs": 1, "batch_size": BATCH_SIZE}
+    if source == "soma":
+        import tiledbsoma
+
+        experiment = tiledbsoma.Experiment.open(str(folder / "soma"))
+        datamodule = soma_datamodule(experiment)
+        n_cells = datamodule.n_obs
+        loaded = peak_rss_mib()
+        model_cls = OmniVI if method == "omnivi" else scvi.model.SCVI
+        model = model_cls(registry=datamodule.registry)
+        options["datamodule"] = datamodule
+    else:
+        if source == "disk":
+            data = ad.read_h5ad(folder / "rna.h5ad", backed="r")
+        elif method == "scvi":
+            data = ad.read_h5ad(folder / "rna.h5ad")
+        else:
+            data = md.read_h5mu(folder / "cite.h5mu")
+        n_cells = data.n_obs
+        loaded = peak_rss_mib()
+        model = build_model(method, data)
     if source == "ddp2":
         torch.set_num_threads(1)  # each of the two processes on one of the cores
         options |= {"accelerator": "cpu", "devices": 2, "strategy": "ddp"}
@@ -157,7 +211,7 @@ def fit(method: str, source: str, folder: Path) -> dict | None:
     return {
         "method": method,
         "source": source,
-        "n_cells": int(data.n_obs),
+        "n_cells": int(n_cells),
         "epoch_seconds": record["median_epoch_seconds"],
         "train_seconds": record["train_seconds"],
         "n_train_cells": record["n_train_cells"],
@@ -207,13 +261,14 @@ def targets(fits: list[dict]) -> list[dict]:
                     "met": ratio <= 1.2,
                 }
             )
-    for method in ("omnivi", "scvi"):
-        a, b = get(method, "disk", small), get(method, "disk", large)
+    for method, source in ((m, s) for s in DISK_SOURCES for m in ("omnivi", "scvi")):
+        a, b = get(method, source, small), get(method, source, large)
         if a and b and large > small:
             ratio = b["rss_peak_mib"] / a["rss_peak_mib"]
             rows.append(
                 {
-                    "target": f"{method} from disk: peak memory at {large:,} <= 1.5x {small:,}",
+                    "target": f"{method} from {source}: peak memory at {large:,} <= 1.5x "
+                    f"{small:,}",
                     "figure": f"{b['rss_peak_mib']:,.0f} / {a['rss_peak_mib']:,.0f} MiB = "
                     f"{ratio:.2f}x",
                     "met": ratio <= 1.5,
@@ -251,24 +306,26 @@ def report(results: dict) -> str:
         "# Scale benchmark",
         "",
         f"Written by `benchmarks/scale.py` on {results['machine']['date']} "
-        f"({results['machine']['cpu']}, {results['machine']['cores']} cores, omnivi commit "
-        f"{results['machine'].get('omnivi commit')}). Simulated RNA ({N_GENES:,} genes, "
+        f"({results['machine']['cpu']}, {results['machine']['cores']} cores; each row names "
+        "the omnivi commit it ran at). Simulated RNA ({N_GENES:,} genes, "
         f"sparse) + protein ({N_PROTEINS}); one epoch at batch size {BATCH_SIZE} per fit, each "
         "in its own process; epoch seconds without set-up; peak resident memory of the process.",
         "",
-        "| cells | method | data | epoch s | train cells/s | MiB after reading | peak MiB |",
-        "|---|---|---|---|---|---|---|",
+        "| cells | method | data | epoch s | train cells/s | MiB after reading | peak MiB "
+        "| commit |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for f in results["fits"]:
         if "error" in f:
             lines.append(
-                f"| {f.get('n_cells', '-')} | {f['method']} | {f['source']} | failed | - | - | - |"
+                f"| {f.get('n_cells', '-')} | {f['method']} | {f['source']} | failed "
+                f"| - | - | - | {f.get('commit')} |"
             )
             continue
         lines.append(
             f"| {f['n_cells']:,} | {f['method']} | {f['source']} | {f['epoch_seconds']:.1f} | "
             f"{f['cells_per_second']:,.0f} | {f['rss_after_reading_mib']:,.0f} | "
-            f"{f['rss_peak_mib']:,.0f} |"
+            f"{f['rss_peak_mib']:,.0f} | {f.get('commit')} |"
         )
     lines += ["", "| target | figure | met |", "|---|---|---|"]
     for row in results["targets"]:
@@ -281,11 +338,28 @@ def report(results: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
+def kept_fits(stored: dict, new: list[dict]) -> list[dict]:
+    """The stored fits that ``new`` does not replace, each with the commit that ran it."""
+    replaced = {(f["method"], f["source"], f["n_cells"]) for f in new}
+    kept = []
+    for f in stored["fits"]:
+        if (f["method"], f["source"], f.get("n_cells")) not in replaced:
+            kept.append({"commit": stored["machine"].get("omnivi commit"), **f})
+    return kept
+
+
 def main(argv: list[str] | None = None) -> None:
     """Command line: simulate the sizes, fit every method on each, write the results."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000, 1_000_000])
     parser.add_argument("--quick", action="store_true", help="2k and 5k cells, temp output")
+    parser.add_argument(
+        "--fits",
+        nargs="+",
+        metavar="METHOD:SOURCE",
+        default=[f"{method}:{source}" for method, source in FITS],
+        help="fits to run (default: all); others keep their stored results",
+    )
     parser.add_argument(
         "--fit", nargs=3, metavar=("METHOD", "SOURCE", "FOLDER"), help=argparse.SUPPRESS
     )
@@ -296,18 +370,26 @@ def main(argv: list[str] | None = None) -> None:
         if record is not None:
             print(json.dumps(record))
         return
+    chosen = [tuple(name.split(":")) for name in args.fits]
+    unknown = [name for name, pair in zip(args.fits, chosen, strict=True) if pair not in FITS]
+    if unknown:
+        parser.error(f"unknown fit(s) {unknown}; choose among {FITS}")
     sizes = [2_000, 5_000] if args.quick else args.sizes
     work = Path(tempfile.mkdtemp(prefix="omnivi-scale-")) if args.quick else RUNS
     out_dir = work if args.quick else HERE / "results"
+    machine = machine_info()
     fits = []
     for n_cells in sizes:
         folder = work / f"{n_cells}"
         if not (folder / "cite.h5mu").exists():
             print(f"simulating {n_cells:,} cells", flush=True)
             simulate(n_cells, folder)
-        for method, source in FITS:
+        elif not (folder / "soma").exists():  # simulated before the store was part of it
+            write_soma(folder)
+        for method, source in chosen:
             record = run_fit(method, source, folder)
             record.setdefault("n_cells", n_cells)
+            record["commit"] = machine["omnivi commit"]
             fits.append(record)
             shown = (
                 "failed"
@@ -318,7 +400,11 @@ def main(argv: list[str] | None = None) -> None:
                 )
             )
             print(f"  {n_cells:,} {method} ({source}): {shown}", flush=True)
-    results = {"machine": machine_info(), "sizes": sizes, "fits": fits, "targets": targets(fits)}
+    stored = out_dir / "scale.json"
+    if len(chosen) < len(FITS) and stored.exists():
+        fits = kept_fits(json.loads(stored.read_text()), fits) + fits
+        sizes = sorted({f["n_cells"] for f in fits})
+    results = {"machine": machine, "sizes": sizes, "fits": fits, "targets": targets(fits)}
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "scale.json").write_text(json.dumps(results, indent=2, default=float))
     (out_dir / "scale.md").write_text(report(results))

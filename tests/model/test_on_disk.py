@@ -47,3 +47,95 @@ def test_checks_of_a_backed_anndata_find_bad_values_in_any_block(
     OmniVI.setup_anndata(backed, batch_key="batch")
     with pytest.raises(ValueError, match="non-integer"):
         OmniVI(backed)
+
+
+# ----------------------------------------------------- a data module (TileDB-SOMA store)
+@pytest.fixture
+def soma_query(synthetic_rna, tmp_path):
+    """A query over all cells of ``synthetic_rna`` written to a TileDB-SOMA experiment."""
+    tiledbsoma = pytest.importorskip("tiledbsoma", reason="the `ondisk` extra is not installed")
+    pytest.importorskip("tiledbsoma_ml", reason="the `ondisk` extra is not installed")
+    import tiledbsoma.io
+
+    uri = str(tmp_path / "soma")
+    tiledbsoma.io.from_anndata(uri, synthetic_rna, measurement_name="RNA")
+    with tiledbsoma.Experiment.open(uri) as experiment:
+        yield experiment.axis_query("RNA")
+
+
+def _datamodule(query, **kwargs):
+    from scvi.dataloaders import TileDBDataModule
+
+    return TileDBDataModule(
+        query,
+        layer_name="data",
+        batch_column_names=["batch"],
+        dataloader_kwargs={"num_workers": 0},
+        **kwargs,
+    )
+
+
+def _row_correlation(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    a = a - a.mean(axis=1, keepdims=True)
+    b = b - b.mean(axis=1, keepdims=True)
+    return (a * b).sum(axis=1) / np.sqrt((a * a).sum(axis=1) * (b * b).sum(axis=1))
+
+
+def test_omnivi_trains_from_a_data_module_and_gives_outputs_in_its_order(
+    synthetic_rna, soma_query, tmp_path, knn_accuracy, random_embedding_accuracy
+):
+    training = _datamodule(soma_query, batch_size=128, shuffle=True, seed=0, train_size=0.9)
+    model = OmniVI(registry=training.registry)
+    assert model.modalities == ["rna"]
+    model.train(max_epochs=30, datamodule=training, enable_progress_bar=False)
+    for key in ("elbo_train", "elbo_validation"):
+        elbo = model.history[key].to_numpy(dtype=float).ravel()
+        assert elbo[-1] < elbo[0], key
+
+    cells = _datamodule(
+        soma_query, batch_size=256, shuffle=False, batch_labels=training.batch_labels
+    )
+    cells.setup()
+    latent = model.get_latent_representation(dataloader=cells.inference_dataloader())
+    labels = synthetic_rna.obs["cell_type"]
+    assert latent.shape == (synthetic_rna.n_obs, model.module.n_latent)
+    assert knn_accuracy(latent, labels) > random_embedding_accuracy(latent.shape, labels) + 0.3
+
+    # rows come in the store's order: each cell's denoised expression matches its own counts
+    # better than those of other cells
+    denoised = model.get_normalized_expression(
+        dataloader=cells.inference_dataloader(), library_size=None, return_numpy=True
+    )
+    counts = np.log1p(synthetic_rna.X.toarray())
+    shuffled = np.random.default_rng(0).permutation(synthetic_rna.n_obs)
+    own = _row_correlation(np.log1p(denoised), counts).mean()
+    others = _row_correlation(np.log1p(denoised), counts[shuffled]).mean()
+    assert own > others + 0.05
+
+    model.save(tmp_path / "model", datamodule=training)
+    loaded = OmniVI.load(tmp_path / "model")
+    np.testing.assert_allclose(
+        loaded.get_latent_representation(dataloader=cells.inference_dataloader()),
+        latent,
+        rtol=1e-5,
+        atol=1e-6,
+    )
+
+
+def test_a_model_of_a_data_module_says_what_it_needs(synthetic_rna, soma_query, tmp_path):
+    training = _datamodule(soma_query, batch_size=128, shuffle=True, train_size=0.9)
+    with pytest.raises(ValueError, match="needs data: pass an AnnData"):
+        OmniVI()
+    with pytest.raises(ValueError, match="not from a data module"):
+        OmniVI(registry=training.registry, contrastive_weight=100)
+    model = OmniVI(registry=training.registry)
+    with pytest.raises(ValueError, match=r"train\(datamodule=datamodule\)"):
+        model.train(max_epochs=1)
+    model.train(max_epochs=1, datamodule=training, enable_progress_bar=False)
+    with pytest.raises(ValueError, match="dataloader=datamodule.inference_dataloader"):
+        model.get_latent_representation()
+    with pytest.raises(ValueError, match="not both"):
+        model.get_latent_representation(synthetic_rna, dataloader=training.train_dataloader())
+    with pytest.raises(ValueError, match="datamodule=datamodule"):
+        model.save(tmp_path / "model")
+    assert not (tmp_path / "model").exists()

@@ -113,10 +113,12 @@ def train_model(
     Batch size, default and maximum epochs, epochs run, what ended training, training
     cells, seconds, cells per second, median epoch time, the loss curve and its final slope.
     """
+    datamodule = overrides.get("datamodule")  # cells streamed by a data module, if any
     if default_epochs is None:
         default_epochs = signature_default(model.train, "max_epochs")
         if default_epochs is None:
-            default_epochs = get_max_epochs_heuristic(model.adata.n_obs)
+            n_cells = model.adata.n_obs if datamodule is None else datamodule.n_obs
+            default_epochs = get_max_epochs_heuristic(n_cells)
     kwargs = dict(overrides)
     capped = cap is not None and cap < default_epochs and "max_epochs" not in kwargs
     if capped:
@@ -136,7 +138,10 @@ def train_model(
         ended_by = f"fixed {max_epochs} epochs"
     else:
         ended_by = "its epoch limit"
-    n_train = len(model.train_indices)
+    if datamodule is None:
+        n_train = len(model.train_indices)
+    else:  # the module splits its cells itself
+        n_train = round(datamodule.n_obs * getattr(datamodule, "train_size", 1.0))
     epoch_seconds = float(np.median(np.subtract(progress.ends, progress.starts)))
     curve_key, curve = _curve(model.history, curves)
     return {

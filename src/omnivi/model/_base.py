@@ -4,18 +4,29 @@ from __future__ import annotations
 
 import os
 import weakref
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 
 import numpy as np
 import pandas as pd
+import torch
 from anndata import AnnData
 from mudata import MuData
 from scipy import sparse
 from scvi import REGISTRY_KEYS
 from scvi.data import AnnDataManager
-from scvi.data._constants import _MANAGER_UUID_KEY, _SCVI_UUID_KEY, _SETUP_ARGS_KEY
+from scvi.data._constants import (
+    _FIELD_REGISTRIES_KEY,
+    _MANAGER_UUID_KEY,
+    _MODEL_NAME_KEY,
+    _SCVI_UUID_KEY,
+    _SETUP_ARGS_KEY,
+    _SETUP_METHOD_NAME,
+    _STATE_REGISTRY_KEY,
+)
 from scvi.data._utils import _assign_adata_uuid
+from scvi.model._utils import parse_device_args
 from scvi.model.base import BaseModelClass
+from scvi.model.base._save_load import _initialize_model
 
 from omnivi._constants import (
     COUNT_LIKELIHOODS,
@@ -36,6 +47,7 @@ from omnivi.data._validation import (
     check_registrable,
 )
 from omnivi.model._saved import (
+    SavedModel,
     omnivi_version,
     read_saved_model,
     save_atomically,
@@ -60,6 +72,16 @@ class MultimodalSetupMixin:
     """
 
     def __init__(self, adata: AnnData | MuData | None = None, registry: dict | None = None):
+        if adata is None and registry is None:
+            raise ValueError(
+                f"{type(self).__name__} needs data: pass an AnnData or MuData registered with "
+                f"{type(self).__name__}.setup_anndata / setup_mudata, or registry="
+                "datamodule.registry for a data module that streams cells from disk."
+            )
+        if registry is not None:
+            # A data module names the model it expects (scvi-tools' default: SCVI); a copy of
+            # its registry records this class, as setup_anndata does, for save and load.
+            registry = {**registry, _MODEL_NAME_KEY: type(self).__name__}
         # Mosaic MuData was registered as a padded copy: the model reads the copy, and
         # outputs for ``adata=None`` (e.g. ``store_latent()``) go to the user's object.
         super().__init__(self._registered_object(adata), registry)
@@ -255,6 +277,13 @@ class MultimodalSetupMixin:
         So a mosaic query is padded like the training data, which scvi-tools' transfer of the
         setup would refuse.
         """
+        if adata is None and self.adata is None:
+            raise ValueError(
+                f"This {type(self).__name__} was built from a data module's registry and holds "
+                "no data: pass the cells as `dataloader=datamodule.inference_dataloader()`, or "
+                f"as `adata` registered with {type(self).__name__}.setup_anndata / setup_mudata "
+                "like the training data."
+            )
         if (
             adata is not None
             and self.adata_manager is not None
@@ -308,8 +337,14 @@ class MultimodalSetupMixin:
         overwrite
             Replace a model already saved in ``dir_path``.
         **kwargs
-            Options of :meth:`scvi.model.base.BaseModelClass.save`.
+            Options of :meth:`scvi.model.base.BaseModelClass.save`; a model built from a data
+            module's registry needs ``datamodule=`` (the module it was trained with).
         """
+        if self.from_datamodule and kwargs.get("datamodule") is None:
+            raise ValueError(
+                "This model was built from a data module's registry: save it with "
+                "model.save(dir_path, datamodule=datamodule), as scvi-tools needs."
+            )
         save_atomically(
             dir_path,
             overwrite,
@@ -329,15 +364,37 @@ class MultimodalSetupMixin:
         ``prepare_query_anndata``, which lay it out like the training data.
         """
         saved = read_saved_model(dir_path, cls.__name__, kwargs.get("prefix"))
+        registry = saved.attributes["registry_"]
         if adata is not None:
-            cls._check_features(adata, saved.attributes["registry_"], saved.features)
+            cls._check_features(adata, registry, saved.features)
         try:
+            if registry.get(_SETUP_METHOD_NAME) == "setup_datamodule" and adata is None:
+                return cls._load_from_registry(saved, **kwargs)
             return super().load(str(dir_path), adata=adata, **kwargs)
         except (RuntimeError, TypeError, KeyError) as error:
             explained = version_mismatch(saved, cls.__name__, error)
             if explained is None:
                 raise
             raise explained from error
+
+    @classmethod
+    def _load_from_registry(
+        cls, saved: SavedModel, accelerator: str = "auto", device: int | str = "auto", **kwargs
+    ) -> BaseModelClass:
+        """Rebuild a model trained from a data module from its saved registry.
+
+        scvi-tools' :meth:`~scvi.model.base.BaseModelClass.load` rebuilds such a model's module
+        with SCVI's arguments; this builds it as the model's constructor does.
+        """
+        _, _, torch_device = parse_device_args(accelerator, device, return_device="torch")
+        attributes = dict(saved.attributes)
+        registry = attributes.pop("registry_")
+        model = _initialize_model(cls, None, registry, attributes, None)
+        state = {k: v for k, v in saved.state.items() if k != "pyro_param_store"}
+        model.module.load_state_dict(state)
+        model.to_device(torch_device)
+        model.module.eval()
+        return model
 
     @classmethod
     def _check_laid_out_like(
@@ -374,8 +431,17 @@ class MultimodalSetupMixin:
     @property
     def modalities(self) -> list[str]:
         """Modalities this model was set up with, among ``"rna"``, ``"protein"``, ``"atac"``."""
-        registry = self.adata_manager.data_registry
-        return [m for m in MODALITIES if MODALITY_REGISTRY_KEYS[m] in registry]
+        fields = self.registry_[_FIELD_REGISTRIES_KEY]
+        return [m for m in MODALITIES if MODALITY_REGISTRY_KEYS[m] in fields]
+
+    @property
+    def from_datamodule(self) -> bool:
+        """Whether the model was built from a data module's registry instead of data.
+
+        Such a model trains with ``train(datamodule=...)`` and computes its outputs from a
+        ``dataloader`` (e.g. ``datamodule.inference_dataloader()``).
+        """
+        return self.registry_.get(_SETUP_METHOD_NAME) == "setup_datamodule"
 
     def _modality_keys(self) -> list[str]:
         """Registry keys of this model's modalities."""
@@ -407,14 +473,33 @@ class MultimodalSetupMixin:
             return matrices
         return [sparse.csr_matrix(matrix)[np.asarray(indices)] for matrix in matrices]
 
-    def _n_features(self, modality: str) -> int:
-        return self.adata_manager.get_from_registry(MODALITY_REGISTRY_KEYS[modality]).shape[1]
+    def _n_cats_per_cov(self) -> list[int] | None:
+        """Return the number of categories of each categorical covariate; ``None`` without any."""
+        field = self.registry_[_FIELD_REGISTRIES_KEY].get(REGISTRY_KEYS.CAT_COVS_KEY, {})
+        n_cats = field.get(_STATE_REGISTRY_KEY, {}).get("n_cats_per_key")
+        return list(n_cats) if n_cats else None
 
-    def _feature_names(self, modality: str, adata: AnnData | MuData) -> pd.Index:
-        mod_key = getattr(
-            self.adata_manager.data_registry[MODALITY_REGISTRY_KEYS[modality]], "mod_key", None
-        )
-        return (adata[mod_key] if mod_key else adata).var_names
+    def _n_features(self, modality: str) -> int:
+        field = self.registry_[_FIELD_REGISTRIES_KEY][MODALITY_REGISTRY_KEYS[modality]]
+        return len(field[_STATE_REGISTRY_KEY]["column_names"])
+
+    def _feature_names(self, modality: str) -> pd.Index:
+        """Return the names of ``modality``'s features, as registered (later data has them too)."""
+        field = self.registry_[_FIELD_REGISTRIES_KEY][MODALITY_REGISTRY_KEYS[modality]]
+        return pd.Index(field[_STATE_REGISTRY_KEY]["column_names"])
+
+    def _external_loader(
+        self,
+        dataloader: Iterable[dict[str, torch.Tensor]],
+        adata: AnnData | MuData | None,
+        indices: Sequence[int] | None,
+    ) -> Iterable[dict[str, torch.Tensor]]:
+        """Return ``dataloader`` to compute outputs from, refusing data passed beside it."""
+        if adata is not None or indices is not None:
+            raise ValueError(
+                "Pass the cells either as `dataloader` or as `adata` / `indices`, not both."
+            )
+        return dataloader
 
     def _check_inputs_fit(self, likelihoods: dict[str, str]) -> None:
         """Raise if a modality's values cannot be modelled by its likelihood."""
@@ -462,7 +547,9 @@ class MultimodalSetupMixin:
     # ------------------------------------------------------------------------- labels
     @property
     def has_labels(self) -> bool:
-        """Whether a ``labels_key`` was registered."""
+        """Whether a ``labels_key`` was registered (labels a data module carries are not used)."""
+        if self.from_datamodule:
+            return False
         state = self.adata_manager.get_state_registry(REGISTRY_KEYS.LABELS_KEY)
         return state.original_key != "_scvi_labels"
 
@@ -483,6 +570,12 @@ class MultimodalSetupMixin:
         return mapping.index(unlabeled) if unlabeled in mapping else -1
 
     def _require_labels(self, what: str) -> None:
+        if self.from_datamodule:
+            raise ValueError(
+                f"{what} needs cell-type labels, which omnivi reads only from data registered "
+                f"with `{type(self).__name__}.setup_anndata` / `setup_mudata`, not from a data "
+                "module. Train from a data module without labels."
+            )
         if not self.has_labels:
             raise ValueError(
                 f"{what} needs cell-type labels: register them with "

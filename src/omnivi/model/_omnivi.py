@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import os
 import warnings
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 
 import numpy as np
 import pandas as pd
 import torch
 from anndata import AnnData
+from lightning.pytorch import LightningDataModule
 from mudata import MuData
 from scipy import sparse
 from scvi import REGISTRY_KEYS
@@ -61,6 +62,11 @@ class OmniVI(
     ----------
     adata
         AnnData or MuData registered with :meth:`setup_anndata` or :meth:`setup_mudata`.
+    registry
+        Instead of ``adata``, the registry of a data module that streams cells from disk, such
+        as scvi-tools' :class:`~scvi.dataloaders.TileDBDataModule` (``registry=
+        datamodule.registry``; see "Data larger than memory" in the user guide). Its ``X``
+        is the RNA counts; labels it carries are not used.
     n_hidden
         Width of the hidden layers.
     n_latent
@@ -114,7 +120,8 @@ class OmniVI(
 
     def __init__(
         self,
-        adata: AnnData | MuData,
+        adata: AnnData | MuData | None = None,
+        registry: dict | None = None,
         n_hidden: int = 128,
         n_latent: int = 20,
         n_layers: int = 1,
@@ -128,7 +135,7 @@ class OmniVI(
         contrastive_kwargs: dict | None = None,
         **module_kwargs,
     ):
-        super().__init__(adata)
+        super().__init__(adata, registry)
         if contrastive_weight > 0:
             self._require_labels("contrastive_weight > 0")
         requested = {
@@ -139,12 +146,7 @@ class OmniVI(
         likelihoods = {m: requested[m] for m in self.modalities}
         if self.adata is not None:
             self._check_inputs_fit(likelihoods)
-        registry = self.adata_manager.data_registry
-        n_cats_per_cov = (
-            self.adata_manager.get_state_registry(REGISTRY_KEYS.CAT_COVS_KEY).n_cats_per_key
-            if REGISTRY_KEYS.CAT_COVS_KEY in registry
-            else None
-        )
+        n_cats_per_cov = self._n_cats_per_cov()
         self.module = self._module_cls(
             n_features={m: self._n_features(m) for m in self.modalities},
             likelihoods=likelihoods,
@@ -160,7 +162,7 @@ class OmniVI(
             log_depth_means=self._log_depth_means(likelihoods),
             batches_with_modality=self._batches_with_modality(),
             n_labels=self.summary_stats.n_labels if self.has_labels else 0,
-            unlabeled_code=self.unlabeled_code,
+            unlabeled_code=self.unlabeled_code if self.has_labels else -1,
             contrastive_weight=contrastive_weight,
             contrastive_kwargs=contrastive_kwargs,
             **module_kwargs,
@@ -219,6 +221,7 @@ class OmniVI(
         adversarial_batch_mixing: bool = False,
         lr: float = 4e-3,
         plan_kwargs: dict | None = None,
+        datamodule: LightningDataModule | None = None,
         **kwargs,
     ):
         """Train the model with scvi-tools' training plans.
@@ -229,7 +232,7 @@ class OmniVI(
             Number of passes over the data; by default scvi-tools' heuristic (fewer for larger
             data, at most 400).
         batch_size
-            Minibatch size.
+            Minibatch size (a ``datamodule`` uses its own).
         early_stopping
             Stop when the validation loss stops improving (monitors ``elbo_validation``).
         adversarial_batch_mixing
@@ -246,6 +249,10 @@ class OmniVI(
             ``n_epochs_kl_warmup`` (the KL weight rises linearly from 0 to 1 over that many
             epochs; 20 here, shorter than scvi-tools' 400, so that the prior's pressure to
             drop batch information from the latent acts within a usual training run).
+        datamodule
+            A data module that streams the cells (from disk) for a model built with
+            ``registry=datamodule.registry``, e.g. :class:`~scvi.dataloaders.TileDBDataModule`;
+            it splits training and validation cells itself.
         **kwargs
             Passed to :meth:`scvi.model.base.UnsupervisedTrainingMixin.train` (e.g.
             ``train_size``, ``accelerator``). The validation loss is computed every epoch
@@ -280,12 +287,21 @@ class OmniVI(
             )
         if adversarial_batch_mixing:
             plan_kwargs.setdefault("adversarial_classifier", True)
-        kwargs = trainer_defaults(kwargs, self.adata.n_obs, batch_size, early_stopping)
+        if datamodule is None:
+            if self.adata is None:
+                raise ValueError(
+                    "This model was built from a data module's registry: train it with "
+                    "train(datamodule=datamodule)."
+                )
+            kwargs = trainer_defaults(kwargs, self.adata.n_obs, batch_size, early_stopping)
+        else:  # the module's own split; validation (if it holds cells) every epoch
+            kwargs.setdefault("check_val_every_n_epoch", 1)
         result = super().train(
             max_epochs=max_epochs,
             batch_size=batch_size,
             early_stopping=early_stopping,
             plan_kwargs=plan_kwargs,
+            datamodule=datamodule,
             **kwargs,
         )
         if self.module.classifier is not None and not is_query:
@@ -336,6 +352,7 @@ class OmniVI(
         give_mean: bool = True,
         batch_size: int | None = None,
         return_dist: bool = False,
+        dataloader: Iterable[dict[str, torch.Tensor]] | None = None,
     ) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
         """Return the joint latent of each cell, or the latent from one modality alone.
 
@@ -357,6 +374,9 @@ class OmniVI(
             Minibatch size for the forward pass.
         return_dist
             Return the posterior mean and variance instead.
+        dataloader
+            Instead of ``adata``, minibatches of a data module, e.g.
+            ``datamodule.inference_dataloader()``; rows come in its order.
 
         Returns
         -------
@@ -372,13 +392,16 @@ class OmniVI(
                     UserWarning,
                     stacklevel=2,
                 )
-        if self.module.encode_covariates:
-            adata = self._validate_anndata(adata)
-        else:  # the encoder reads no covariate: new batches are fine
-            adata = self._validate_query(adata)
-        if modality is not None:
-            self._check_can_encode(adata, indices, [modality])
-        loader = self._make_data_loader(adata=adata, indices=indices, batch_size=batch_size)
+        if dataloader is not None:
+            loader = self._external_loader(dataloader, adata, indices)
+        else:
+            if self.module.encode_covariates:
+                adata = self._validate_anndata(adata)
+            else:  # the encoder reads no covariate: new batches are fine
+                adata = self._validate_query(adata)
+            if modality is not None:
+                self._check_can_encode(adata, indices, [modality])
+            loader = self._make_data_loader(adata=adata, indices=indices, batch_size=batch_size)
         means, variances, samples = [], [], []
         for tensors in loader:
             inputs = self.module._get_inference_input(tensors)
@@ -405,6 +428,7 @@ class OmniVI(
         return_numpy: bool = False,
         features: Sequence[str] | None = None,
         threshold: float | None = None,
+        dataloader: Iterable[dict[str, torch.Tensor]] | None = None,
     ) -> pd.DataFrame | np.ndarray | sparse.csr_matrix:
         """Return denoised values of one modality, decoded from the joint latent.
 
@@ -441,6 +465,9 @@ class OmniVI(
             CSR matrix with ``return_numpy``), built minibatch by minibatch, so that a large
             request (accessibility of many cells and regions) never makes a dense cells x
             features table. ``None`` returns dense values.
+        dataloader
+            Instead of ``adata``, minibatches of a data module, e.g.
+            ``datamodule.inference_dataloader()``; rows come in its order, numbered from 0.
 
         Returns
         -------
@@ -448,10 +475,14 @@ class OmniVI(
         """
         self._check_if_trained(warn=False)
         self._check_modality(modality)
-        adata = self._validate_anndata(adata)
-        if from_modalities is not None:
-            self._check_can_encode(adata, indices, from_modalities)
-        names = self._feature_names(modality, adata)
+        if dataloader is not None:
+            loader = self._external_loader(dataloader, adata, indices)
+        else:
+            adata = self._validate_anndata(adata)
+            if from_modalities is not None:
+                self._check_can_encode(adata, indices, from_modalities)
+            loader = self._make_data_loader(adata=adata, indices=indices, batch_size=batch_size)
+        names = self._feature_names(modality)
         columns = None
         if features is not None:
             columns = names.get_indexer(pd.Index(features))
@@ -460,7 +491,6 @@ class OmniVI(
                 raise KeyError(f"{modality} has no feature(s) {unknown}; e.g. {list(names[:3])}.")
             names = names[columns]
             columns = torch.as_tensor(columns, device=self.device)
-        loader = self._make_data_loader(adata=adata, indices=indices, batch_size=batch_size)
         chunks = []
         for tensors in loader:
             mask = None
@@ -485,7 +515,12 @@ class OmniVI(
             result = np.concatenate(chunks)
         if return_numpy:
             return result
-        obs_names = adata.obs_names if indices is None else adata.obs_names[np.asarray(indices)]
+        if dataloader is not None:
+            obs_names = pd.RangeIndex(result.shape[0])
+        elif indices is None:
+            obs_names = adata.obs_names
+        else:
+            obs_names = adata.obs_names[np.asarray(indices)]
         if threshold is not None:
             return pd.DataFrame.sparse.from_spmatrix(result, index=obs_names, columns=names)
         return pd.DataFrame(result, index=obs_names, columns=names)
