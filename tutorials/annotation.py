@@ -261,10 +261,14 @@ novelty_table.round(3)
 
 # %% [markdown]
 # `novelty_summary` turns the per-cell calls into an answer for the whole query: does it
-# hold cells of types the model has not seen? It compares the fraction called novel with
-# the 5% expected among known types.
+# hold cells of types the model has not seen? It answers yes when more than twice the
+# 5% expected among known types are called novel, that is more than 10% of the query.
+# An unseen type that makes up less of the query than that, however well the per-cell
+# calls find it, does not raise the alarm on its own: read the per-cell calls (and the
+# share of the query they make up) as well.
 
 # %%
+print(f"{LEFT_OUT} cells: {is_left_out.mean():.1%} of the held-out cells")
 novelty_model.novelty_summary(novelty)
 
 # %%

@@ -254,7 +254,7 @@ for ax, (title, table) in zip(
     ax.set_xticklabels(markers, rotation=90)
     ax.set_yticks(range(len(types)))
     ax.set_yticklabels(types)
-fig.colorbar(image, ax=axes, shrink=0.8, label="mean log1p, relative to the top type")
+_ = fig.colorbar(image, ax=axes, shrink=0.8, label="mean log1p, relative to the top type")
 
 # %% [markdown]
 # ## What to look at

@@ -238,7 +238,7 @@ for ax, (title, table) in zip(axes, panels, strict=True):
     ax.set_xticklabels(labels, rotation=90, fontsize=6)
     ax.set_yticks(range(len(table.index)))
     ax.set_yticklabels(table.index, fontsize=8)
-fig.colorbar(image, ax=axes, shrink=0.8)
+_ = fig.colorbar(image, ax=axes, shrink=0.8)
 
 # %% [markdown]
 # ## What to look at

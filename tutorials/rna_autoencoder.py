@@ -244,6 +244,30 @@ print(
 )
 
 # %% [markdown]
+# ## Half as many rare cells
+#
+# In the sweep above, both PCAs lost the population at `rare_fraction=0.0025` (25 rare
+# cells among 10,000). The same two autoencoders, trained on that data set:
+
+# %%
+fewer = simulated_rna(N_CELLS, 0.0025)
+fewer_labels = fewer.obs["cell_type"].astype(str).to_numpy()
+fewer_recall = {
+    f"PCA {name} ({N_COMPONENTS})": sweep.loc[0.0025, f"recall, PCA {name}"]
+    for name in ("log1p", "scaled")
+}
+for name, options in (("VAE", {}), ("AE", {"latent_distribution": "deterministic"})):
+    data = fewer.copy()
+    omnivi.model.OmniVI.setup_anndata(data, batch_key="batch")
+    fewer_model = omnivi.model.OmniVI(data, **options)
+    fewer_model.train(max_epochs=MAX_EPOCHS, enable_progress_bar=False)
+    fewer_recall[f"OmniVI ({name})"] = omnivi.tl.label_recall(
+        fewer_model.get_latent_representation(), fewer_labels, RARE_TYPE
+    )
+column = f"rare recall, {(fewer_labels == RARE_TYPE).sum()} rare cells"
+pd.Series(fewer_recall, name=column).round(2).to_frame()
+
+# %% [markdown]
 # ## What to look at
 #
 # UMAPs of the four embeddings, coloured by cell type, by batch, and by a column that
