@@ -35,4 +35,12 @@ if os.environ.get("OMNIVI_DOCS_OFFLINE"):
     intersphinx_mapping = {}
 html_theme = "sphinx_book_theme"
 html_title = "omnivi"
-exclude_patterns = ["_build", "benchmarks/runs"]
+# docs/tutorials links to ../tutorials: its notebooks are pages, its notes for maintainers
+# and the notebooks of failed runs are not.
+exclude_patterns = [
+    "_build",
+    "benchmarks/runs",
+    "tutorials/README.md",
+    "tutorials/*.failed.ipynb",
+    "**/.ipynb_checkpoints",
+]
