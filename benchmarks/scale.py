@@ -246,11 +246,18 @@ def targets(fits: list[dict]) -> list[dict]:
         )
 
     sizes = sorted({f["n_cells"] for f in ok})
+
+    def extremes(method, source):
+        """The fits of ``method`` from ``source`` at its smallest and largest size."""
+        own = sorted(f["n_cells"] for f in ok if (f["method"], f["source"]) == (method, source))
+        if len(own) < 2:
+            return None, None, 0, 0
+        return get(method, source, own[0]), get(method, source, own[-1]), own[0], own[-1]
+
     rows = []
-    small, large = sizes[0], sizes[-1]
     for method, source in FITS:
-        a, b = get(method, source, small), get(method, source, large)
-        if a and b and large > small:
+        a, b, small, large = extremes(method, source)
+        if a and b:
             per_cell_small = a["epoch_seconds"] / small
             ratio = b["epoch_seconds"] / (per_cell_small * large)
             rows.append(
@@ -262,8 +269,8 @@ def targets(fits: list[dict]) -> list[dict]:
                 }
             )
     for method, source in ((m, s) for s in DISK_SOURCES for m in ("omnivi", "scvi")):
-        a, b = get(method, source, small), get(method, source, large)
-        if a and b and large > small:
+        a, b, small, large = extremes(method, source)
+        if a and b:
             ratio = b["rss_peak_mib"] / a["rss_peak_mib"]
             rows.append(
                 {
@@ -307,7 +314,7 @@ def report(results: dict) -> str:
         "",
         f"Written by `benchmarks/scale.py` on {results['machine']['date']} "
         f"({results['machine']['cpu']}, {results['machine']['cores']} cores; each row names "
-        "the omnivi commit it ran at). Simulated RNA ({N_GENES:,} genes, "
+        f"the omnivi commit it ran at). Simulated RNA ({N_GENES:,} genes, "
         f"sparse) + protein ({N_PROTEINS}); one epoch at batch size {BATCH_SIZE} per fit, each "
         "in its own process; epoch seconds without set-up; peak resident memory of the process.",
         "",
