@@ -121,8 +121,11 @@ def write_soma(folder: Path) -> None:
     tiledbsoma.io.from_h5ad(str(folder / "soma"), str(folder / "rna.h5ad"), "RNA")
 
 
-def soma_datamodule(experiment):
-    """scvi-tools' data module streaming ``experiment``'s RNA in shuffled minibatches."""
+def soma_datamodule(experiment, **kwargs):
+    """scvi-tools' data module streaming ``experiment``'s RNA in shuffled minibatches.
+
+    ``kwargs`` go to tiledbsoma-ml's ``ExperimentDataset`` (e.g. ``io_batch_size``).
+    """
     from scvi.dataloaders import TileDBDataModule
 
     return TileDBDataModule(
@@ -134,6 +137,7 @@ def soma_datamodule(experiment):
         seed=0,
         train_size=0.9,
         dataloader_kwargs={"num_workers": 0},
+        **kwargs,
     )
 
 

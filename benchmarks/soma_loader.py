@@ -26,10 +26,10 @@ import time
 from pathlib import Path
 
 from _common import machine_info
+from scale import BATCH_SIZE, soma_datamodule
 
 HERE = Path(__file__).resolve().parent
 N_MINIBATCHES = 2_000
-BATCH_SIZE = 256
 
 
 def resident_mib() -> float:
@@ -44,20 +44,9 @@ def resident_mib() -> float:
 def probe(store: Path, io_batch_size: int) -> dict:
     """Iterate ``N_MINIBATCHES`` training minibatches of ``store``; runs in its own process."""
     import tiledbsoma
-    from scvi.dataloaders import TileDBDataModule
 
     with tiledbsoma.Experiment.open(str(store)) as experiment:
-        datamodule = TileDBDataModule(
-            experiment.axis_query("RNA"),
-            layer_name="data",
-            batch_column_names=["batch"],
-            batch_size=BATCH_SIZE,
-            shuffle=True,
-            seed=0,
-            train_size=0.9,
-            io_batch_size=io_batch_size,
-            dataloader_kwargs={"num_workers": 0},
-        )
+        datamodule = soma_datamodule(experiment, io_batch_size=io_batch_size)
         datamodule.setup()
         before = resident_mib()
         resident = []
