@@ -480,8 +480,7 @@ class MultimodalSetupMixin:
         return list(n_cats) if n_cats else None
 
     def _n_features(self, modality: str) -> int:
-        field = self.registry_[_FIELD_REGISTRIES_KEY][MODALITY_REGISTRY_KEYS[modality]]
-        return len(field[_STATE_REGISTRY_KEY]["column_names"])
+        return len(self._feature_names(modality))
 
     def _feature_names(self, modality: str) -> pd.Index:
         """Return the names of ``modality``'s features, as registered (later data has them too)."""
