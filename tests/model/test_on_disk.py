@@ -53,7 +53,7 @@ def test_checks_of_a_backed_anndata_find_bad_values_in_any_block(
 @pytest.fixture
 def soma_query(synthetic_rna, tmp_path):
     """A query over all cells of ``synthetic_rna`` written to a TileDB-SOMA experiment."""
-    tiledbsoma = pytest.importorskip("tiledbsoma", reason="the `ondisk` extra is not installed")
+    pytest.importorskip("tiledbsoma", reason="the `ondisk` extra is not installed")
     pytest.importorskip("tiledbsoma_ml", reason="the `ondisk` extra is not installed")
     import tiledbsoma.io
 
@@ -132,7 +132,7 @@ def test_a_model_of_a_data_module_says_what_it_needs(synthetic_rna, soma_query, 
     with pytest.raises(ValueError, match=r"train\(datamodule=datamodule\)"):
         model.train(max_epochs=1)
     model.train(max_epochs=1, datamodule=training, enable_progress_bar=False)
-    with pytest.raises(ValueError, match="dataloader=datamodule.inference_dataloader"):
+    with pytest.raises(ValueError, match=r"dataloader=datamodule\.inference_dataloader"):
         model.get_latent_representation()
     with pytest.raises(ValueError, match="not both"):
         model.get_latent_representation(synthetic_rna, dataloader=training.train_dataloader())

@@ -380,3 +380,26 @@ def test_default_and_given_modality_weights_enter_the_loss():
         default_losses.reconstruction_loss["atac"],
         default.modality_weights["atac"] * losses.reconstruction_loss["atac"],
     )
+
+
+@pytest.mark.parametrize("atac_region_fraction", [0.25, 1.0])
+def test_sparse_atac_minibatch_gives_the_dense_loss_and_gradients(atac_region_fraction):
+    """Training mode: the same loss, per-modality losses and gradients from a CSR ATAC block."""
+    tensors = make_tensors(("rna", "atac"))
+    key = MODALITY_REGISTRY_KEYS["atac"]
+    runs = []
+    for atac in (tensors[key], tensors[key].to_sparse_csr()):
+        module = make_module(("rna", "atac"), atac_region_fraction=atac_region_fraction).train()
+        torch.manual_seed(1)  # same dropout, latent sample and sampled regions
+        _, _, losses = module({**tensors, key: atac})
+        losses.loss.backward()
+        grads = {n: p.grad.clone() for n, p in module.named_parameters() if p.grad is not None}
+        runs.append((losses, grads))
+    (dense, dense_grads), (csr, csr_grads) = runs
+    torch.testing.assert_close(csr.loss, dense.loss)
+    for name, value in dense.extra_metrics.items():
+        torch.testing.assert_close(csr.extra_metrics[name], value)
+    assert csr_grads.keys() == dense_grads.keys()
+    assert "encoders.atac.projection.weight" in csr_grads
+    for name, grad in dense_grads.items():
+        torch.testing.assert_close(csr_grads[name], grad, msg=name)

@@ -19,7 +19,7 @@ from omnivi.nn import (
     ProteinDecoder,
     hide_one_modality,
 )
-from omnivi.nn._encoders import _bag_inputs
+from omnivi.nn._sparse import bag_inputs
 
 N_CELLS = 32
 
@@ -63,7 +63,7 @@ def test_modality_encoder_uses_covariates(gen):
 
 def test_bag_inputs_indices_and_offsets():
     x = torch.tensor([[0.0, 2.0, 0.0, 1.0], [0.0, 0.0, 0.0, 0.0], [3.0, 0.0, 0.0, 0.0]])
-    cols, offsets = _bag_inputs(x)
+    cols, offsets = bag_inputs(x)
     assert cols.tolist() == [1, 3, 0]
     assert offsets.tolist() == [0, 2, 2]
 
@@ -75,7 +75,7 @@ def test_sparse_projection_equals_dense_linear_map_of_binarised_input(gen):
     x[3] = 0.0  # a cell with no accessible region
     x[7, :] = 0.0
     x[7, -1] = 4.0  # only the last region
-    projected = encoder.projection(*_bag_inputs(x))
+    projected = encoder.projection(*bag_inputs(x))
     expected = x.gt(0).float() @ encoder.projection.weight
     torch.testing.assert_close(projected, expected, rtol=1e-5, atol=1e-6)
     assert torch.count_nonzero(projected[3]) == 0

@@ -17,6 +17,7 @@ from scvi import REGISTRY_KEYS
 from scvi.model.base import ArchesMixin, BaseModelClass, UnsupervisedTrainingMixin, VAEMixin
 
 from omnivi._constants import MODALITY_REGISTRY_KEYS, LatentDistribution
+from omnivi.data._loading import SparseInputDataSplitter
 from omnivi.model._annotation import AnnotationMixin
 from omnivi.model._base import MultimodalSetupMixin
 from omnivi.model._plans import (
@@ -117,6 +118,7 @@ class OmniVI(
 
     _module_cls = OmniVAE
     _training_plan_cls = OmniTrainingPlan
+    _data_splitter_cls = SparseInputDataSplitter
 
     def __init__(
         self,
@@ -256,7 +258,11 @@ class OmniVI(
         **kwargs
             Passed to :meth:`scvi.model.base.UnsupervisedTrainingMixin.train` (e.g.
             ``train_size``, ``accelerator``). The validation loss is computed every epoch
-            unless ``check_val_every_n_epoch`` says otherwise.
+            unless ``check_val_every_n_epoch`` says otherwise. Sparse data is sliced into
+            sparse minibatches and moved to the device as such (``load_sparse_tensor=True``,
+            the default here; see :class:`~omnivi.data.SparseInputDataSplitter`): RNA and
+            protein are densified there, ATAC's minibatches stay sparse into its encoder and
+            loss. ``load_sparse_tensor=False`` densifies every minibatch on the host.
 
         Notes
         -----
@@ -294,6 +300,11 @@ class OmniVI(
                     "train(datamodule=datamodule)."
                 )
             kwargs = trainer_defaults(kwargs, self.adata.n_obs, batch_size, early_stopping)
+            kwargs.setdefault("load_sparse_tensor", True)
+            kwargs["datasplitter_kwargs"] = {
+                "keep_sparse": [MODALITY_REGISTRY_KEYS[m] for m in self.modalities if m == "atac"],
+                **(kwargs.get("datasplitter_kwargs") or {}),
+            }
         else:  # the module's own split; validation (if it holds cells) every epoch
             kwargs.setdefault("check_val_every_n_epoch", 1)
         result = super().train(

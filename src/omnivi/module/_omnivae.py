@@ -24,6 +24,8 @@ from omnivi.nn import (
     LatentClassifier,
     ModalityEncoder,
     ProteinDecoder,
+    binary_columns,
+    count_accessible,
     hide_one_modality,
 )
 
@@ -343,9 +345,7 @@ class OmniVAE(BaseModuleClass):
         if "protein" in self.depth_modalities and "protein" in x:
             size["protein"] = torch.log1p(x["protein"].sum(dim=-1, keepdim=True))
         if "atac" in x:
-            # sign() of non-negative data counts accessible regions, much faster than a
-            # count_nonzero that converts the whole block to integers.
-            size["atac"] = torch.log1p(x["atac"].sign().sum(dim=-1, keepdim=True))
+            size["atac"] = torch.log1p(count_accessible(x["atac"]))
         return size
 
     def _encoder_input(self, modality: str, x: torch.Tensor) -> torch.Tensor:
@@ -361,10 +361,13 @@ class OmniVAE(BaseModuleClass):
     def reconstruction_target(
         modality: str, x: torch.Tensor, regions: torch.Tensor | None = None
     ) -> torch.Tensor:
-        """Return what a modality's decoder reconstructs: the input; binarised regions for ATAC."""
+        """Return what a modality's decoder reconstructs: the input; binarised regions for ATAC.
+
+        ATAC's ``x`` may be dense or sparse; only the target over ``regions`` is dense.
+        """
         if modality != "atac":
             return x
-        return (x if regions is None else x.index_select(1, regions)).gt(0).float()
+        return binary_columns(x, regions)
 
     @staticmethod
     def _covariates(

@@ -1,9 +1,10 @@
-"""Building blocks: modality encoders and decoders, fusion, classifier, modality dropout."""
+"""Building blocks: modality encoders and decoders, fusion, classifier, dropout, sparse input."""
 
 from ._classifier import LatentClassifier
 from ._decoders import AccessibilityDecoder, ExpressionDecoder, ProteinDecoder
 from ._encoders import FusionEncoder, ModalityEncoder
 from ._masking import hide_one_modality
+from ._sparse import binary_columns, count_accessible
 
 __all__ = [
     "AccessibilityDecoder",
@@ -12,5 +13,7 @@ __all__ = [
     "LatentClassifier",
     "ModalityEncoder",
     "ProteinDecoder",
+    "binary_columns",
+    "count_accessible",
     "hide_one_modality",
 ]

@@ -9,6 +9,8 @@ import torch
 from scvi.nn import FCLayers
 from torch import nn
 
+from ._sparse import bag_inputs
+
 
 @contextmanager
 def running_statistics(module: nn.Module) -> Iterator[None]:
@@ -24,12 +26,6 @@ def running_statistics(module: nn.Module) -> Iterator[None]:
             norm.train(mode)
 
 
-def _bag_inputs(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Column indices and per-row offsets of the non-zero entries of dense ``x``."""
-    rows, cols = x.nonzero(as_tuple=True)
-    return cols, torch.searchsorted(rows, torch.arange(x.shape[0], device=x.device))
-
-
 class ModalityEncoder(nn.Module):
     """Encode one modality into a hidden representation.
 
@@ -37,7 +33,8 @@ class ModalityEncoder(nn.Module):
     one-hot columns of the first layer, so that scArches surgery can later train only those
     columns for new batches. For wide, very sparse binary input (ATAC) ``sparse_input=True``
     first projects the input's presence/absence pattern with a bias-free linear map whose cost
-    grows with the number of non-zero entries, not with the width.
+    grows with the number of non-zero entries, not with the width; its input may then be a
+    sparse CSR tensor, read without densifying.
 
     Parameters
     ----------
@@ -105,6 +102,8 @@ class ModalityEncoder(nn.Module):
         batch-norm statistics, so a cell's representation does not depend on how many
         cells of its minibatch lack the modality.
         """
+        if self.projection is not None:  # dense or sparse input -> dense, n_output wide
+            x = self.projection(*bag_inputs(x))
         if rows is None or bool(rows.all()):
             return self._encode(x, cat_list, cont)
         hidden = x.new_zeros(x.shape[0], self.n_output)
@@ -117,8 +116,6 @@ class ModalityEncoder(nn.Module):
     def _encode(
         self, x: torch.Tensor, cat_list: Sequence[torch.Tensor], cont: torch.Tensor | None
     ) -> torch.Tensor:
-        if self.projection is not None:
-            x = self.projection(*_bag_inputs(x))
         if self.training and x.shape[0] == 1:  # batch norm cannot estimate from one cell
             with running_statistics(self.encoder):
                 return self.encoder(x, *cat_list, cont=cont)

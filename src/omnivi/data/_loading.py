@@ -1,0 +1,42 @@
+"""Minibatches for training: sparse where the model reads sparse input, dense elsewhere."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import torch
+from scvi.data import AnnDataManager
+from scvi.dataloaders import DataSplitter
+
+
+class SparseInputDataSplitter(DataSplitter):
+    """scvi-tools' :class:`~scvi.dataloaders.DataSplitter` that leaves some inputs sparse.
+
+    Sparse matrices are sliced into sparse minibatches on the host and moved to the device as
+    such. There, the registry fields named in ``keep_sparse`` stay sparse (CSR) for a module
+    that reads them without densifying (OmniVI's ATAC branch), and every other sparse field
+    is made dense, as scvi-tools does with ``load_sparse_tensor=True``.
+
+    Parameters
+    ----------
+    adata_manager
+        The model's data manager.
+    keep_sparse
+        Registry keys whose sparse minibatches the module receives as sparse tensors.
+    **kwargs
+        Passed to :class:`~scvi.dataloaders.DataSplitter`; with ``load_sparse_tensor=False``
+        every minibatch is densified on the host, as scvi-tools does by default.
+    """
+
+    def __init__(self, adata_manager: AnnDataManager, keep_sparse: Iterable[str] = (), **kwargs):
+        super().__init__(adata_manager, **kwargs)
+        self.keep_sparse = frozenset(keep_sparse)
+
+    def on_after_batch_transfer(self, batch: dict, dataloader_idx: int) -> dict:
+        """Densify the sparse minibatch tensors the module does not read sparse."""
+        for key, value in batch.items():
+            if key in self.keep_sparse or not isinstance(value, torch.Tensor):
+                continue
+            if value.layout is not torch.strided:
+                batch[key] = value.to_dense()
+        return batch
