@@ -258,11 +258,14 @@ class OmniVI(
         **kwargs
             Passed to :meth:`scvi.model.base.UnsupervisedTrainingMixin.train` (e.g.
             ``train_size``, ``accelerator``). The validation loss is computed every epoch
-            unless ``check_val_every_n_epoch`` says otherwise. Sparse data is sliced into
-            sparse minibatches and moved to the device as such (``load_sparse_tensor=True``,
-            the default here; see :class:`~omnivi.data.SparseInputDataSplitter`): RNA and
-            protein are densified there, ATAC's minibatches stay sparse into its encoder and
-            loss. ``load_sparse_tensor=False`` densifies every minibatch on the host.
+            unless ``check_val_every_n_epoch`` says otherwise. A model with ATAC slices
+            sparse data into sparse minibatches and moves them to the device as such
+            (``load_sparse_tensor=True``, its default; see
+            :class:`~omnivi.data.SparseInputDataSplitter`): ATAC stays sparse into its
+            encoder and loss, RNA and protein are densified on the device. Without ATAC,
+            minibatches are densified on the host, as scvi-tools does by default (for RNA
+            and protein 1-10% faster on two CPU cores than densifying after the move);
+            ``load_sparse_tensor`` chooses either way.
 
         Notes
         -----
@@ -300,9 +303,10 @@ class OmniVI(
                     "train(datamodule=datamodule)."
                 )
             kwargs = trainer_defaults(kwargs, self.adata.n_obs, batch_size, early_stopping)
-            kwargs.setdefault("load_sparse_tensor", True)
+            reads_sparse = [MODALITY_REGISTRY_KEYS[m] for m in self.modalities if m == "atac"]
+            kwargs.setdefault("load_sparse_tensor", bool(reads_sparse))
             kwargs["datasplitter_kwargs"] = {
-                "keep_sparse": [MODALITY_REGISTRY_KEYS[m] for m in self.modalities if m == "atac"],
+                "keep_sparse": reads_sparse,
                 **(kwargs.get("datasplitter_kwargs") or {}),
             }
         else:  # the module's own split; validation (if it holds cells) every epoch
