@@ -250,11 +250,30 @@ def summary(results_dir: Path = RESULTS) -> str:
             _group_table(all_results, supervised=True),
             "",
             "Speed, OmniVI against each scvi-tools peer at batch size 256 on the same cells "
-            "(separate runs without early stopping):",
+            "(separate runs without early stopping), in the runs above:",
             "",
             _speed_table(all_results),
+            *_remeasured_speed(results_dir),
         ]
     )
+
+
+def _remeasured_speed(results_dir: Path) -> list[str]:
+    """The speed comparison as ``speed.py`` last measured it alone, if it has."""
+    path = results_dir / "speed.json"
+    if not path.exists():
+        return []
+    speed = json.loads(path.read_text())
+    commits = sorted({r["machine"]["omnivi commit"] for r in speed.values()})
+    dates = sorted({r["machine"]["date"][:10] for r in speed.values()})
+    return [
+        "",
+        f"The same comparison measured alone (`python benchmarks/speed.py`, {', '.join(dates)}, "
+        f"omnivi at commit {', '.join(commits)}; details in "
+        "[results/speed.md](benchmarks/results/speed.md)):",
+        "",
+        _speed_table(speed),
+    ]
 
 
 def write_summary(results_dir: Path = RESULTS, readme: Path = README) -> None:
