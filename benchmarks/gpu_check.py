@@ -2,7 +2,7 @@
 
 Setup, training with and without labels, latents, imputation, annotation, novelty, cell-type
 representations, save / load, reference mapping, OmniCL and the command line, all on a small
-simulated CITE-seq data set, with the models trained on ``--device`` (``cuda`` by default).
+simulated CITE-seq data set (and RNA + sparse ATAC for ATAC's sparse minibatches), with the models trained on ``--device`` (``cuda`` by default).
 Without a CUDA GPU it says so and exits 0; ``--device cpu`` runs the same checks on the CPU
 (how the test suite checks this script).
 
@@ -74,6 +74,26 @@ def checks(device: str, workdir: Path) -> dict[str, Callable[[], Any]]:
         )
         model.train(**options)
         return model.get_latent_representation().shape
+
+    def multiome():
+        """RNA + sparse ATAC: minibatches reach the device as CSR tensors (ATAC's path)."""
+        import anndata as ad
+        from scipy import sparse
+
+        regions = sparse.random(
+            mdata.n_obs, 300, density=0.05, format="csr", dtype=np.float32, random_state=0
+        )
+        data = md.MuData(
+            {"rna": mdata["rna"].copy(), "atac": ad.AnnData(regions, obs=mdata["rna"].obs)}
+        )
+        data.obs["batch"] = mdata.obs["batch"].to_numpy()
+        omnivi.model.OmniVI.setup_mudata(
+            data, batch_key="batch", modalities={"rna_layer": "rna", "atac_layer": "atac"}
+        )
+        model = omnivi.model.OmniVI(data)
+        model.train(**options)
+        accessibility = model.get_accessibility_estimates(return_numpy=True)
+        return on_device(model), accessibility.shape
 
     def latent():
         model = state["unlabelled"]
@@ -170,6 +190,7 @@ def checks(device: str, workdir: Path) -> dict[str, Callable[[], Any]]:
     return {
         "OmniVI without labels: setup, train": unlabelled,
         "OmniVI autoencoder: train, latent": autoencoder,
+        "OmniVI on RNA + sparse ATAC: train, accessibility": multiome,
         "latent (joint, one modality), store_latent": latent,
         "imputation, normalised expression": imputation,
         "OmniVI with labels (contrastive): train": labelled,
