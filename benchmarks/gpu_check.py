@@ -2,9 +2,9 @@
 
 Setup, training with and without labels, latents, imputation, annotation, novelty, cell-type
 representations, save / load, reference mapping, OmniCL and the command line, all on a small
-simulated CITE-seq data set (and RNA + sparse ATAC for ATAC's sparse minibatches), with the models trained on ``--device`` (``cuda`` by default).
-Without a CUDA GPU it says so and exits 0; ``--device cpu`` runs the same checks on the CPU
-(how the test suite checks this script).
+simulated CITE-seq data set (and RNA + sparse ATAC, for ATAC's sparse minibatches), with the
+models trained on ``--device`` (``cuda`` by default). Without a CUDA GPU it says so and exits
+0; ``--device cpu`` runs the same checks on the CPU (how the test suite checks this script).
 
 Usage::
 

@@ -79,6 +79,32 @@ class Env:
         """An OmniVI trained (one epoch) on RNA + protein, with labels."""
         return self._trained("cite")[0]
 
+    def datamodule(self, batch_size: int = 64):
+        """scvi-tools' TileDBDataModule over the RNA written to a TileDB-SOMA store."""
+        pytest.importorskip("tiledbsoma", reason="the `ondisk` extra is not installed")
+        pytest.importorskip("tiledbsoma_ml", reason="the `ondisk` extra is not installed")
+        import tiledbsoma.io
+        from scvi.dataloaders import TileDBDataModule
+
+        uri = str(self.tmp / "soma")
+        tiledbsoma.io.from_anndata(uri, self.rna(), measurement_name="RNA")
+        query = tiledbsoma.Experiment.open(uri).axis_query("RNA")
+        return TileDBDataModule(
+            query,
+            layer_name="data",
+            batch_column_names=["batch"],
+            train_size=0.9,
+            batch_size=batch_size,
+            dataloader_kwargs={"num_workers": 0},
+        )
+
+    def datamodule_model(self):
+        """An OmniVI trained (one epoch) from :meth:`datamodule`, and the module."""
+        cells = self.datamodule()
+        model = OmniVI(registry=cells.registry)
+        model.train(datamodule=cells, **QUICK)
+        return model, cells
+
 
 @pytest.fixture(scope="module")
 def trained(source, tmp_path_factory):
@@ -132,6 +158,24 @@ def copy_saved(env: Env) -> Path:
     for file in env.saved.iterdir():
         (folder / file.name).write_bytes(file.read_bytes())
     return folder
+
+
+def _one_cell_minibatches(env: Env):
+    cells = env.datamodule(batch_size=1)
+    OmniVI(registry=cells.registry).train(datamodule=cells, **QUICK)
+
+
+def _dataloader_and_data(env: Env):
+    model, cells = env.datamodule_model()
+    return model.get_latent_representation(env.rna(), dataloader=cells.inference_dataloader())
+
+
+def _save_without_datamodule(env: Env):
+    model, _ = env.datamodule_model()
+    try:
+        model.save(env.tmp / "model")
+    finally:
+        assert not (env.tmp / "model").exists()
 
 
 # ------------------------------------------------------------------------------- cases
@@ -690,6 +734,49 @@ CASES = [
         _other_version,
         ValueError,
         r"saved by omnivi 0\.0\.9.*version that saved it",
+    ),
+    # data modules (data on disk)
+    Case(
+        "`OmniVI()` with neither data nor a registry",
+        lambda e: OmniVI(),
+        ValueError,
+        "needs data: pass an AnnData",
+    ),
+    Case(
+        "labels or `contrastive_weight > 0` with a data module's registry",
+        lambda e: OmniVI(registry=e.datamodule().registry, contrastive_weight=100),
+        ValueError,
+        "not from a data module",
+    ),
+    Case(
+        "`train()` of a data-module model without `datamodule=`",
+        lambda e: OmniVI(registry=e.datamodule().registry).train(**QUICK),
+        ValueError,
+        r"train\(datamodule=datamodule\)",
+    ),
+    Case(
+        "a data module whose minibatches hold one cell (`TileDBDataModule`'s default)",
+        _one_cell_minibatches,
+        ValueError,
+        r"single cell.*batch_size=256",
+    ),
+    Case(
+        "outputs of a data-module model without `dataloader=`",
+        lambda e: e.datamodule_model()[0].get_latent_representation(),
+        ValueError,
+        r"dataloader=datamodule\.inference_dataloader",
+    ),
+    Case(
+        "`dataloader=` and data together",
+        _dataloader_and_data,
+        ValueError,
+        "not both",
+    ),
+    Case(
+        "`save` of a data-module model without `datamodule=`",
+        _save_without_datamodule,
+        ValueError,
+        "datamodule=datamodule",
     ),
     # the command line
     Case(

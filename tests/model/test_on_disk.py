@@ -122,20 +122,24 @@ def test_omnivi_trains_from_a_data_module_and_gives_outputs_in_its_order(
     )
 
 
-def test_a_model_of_a_data_module_says_what_it_needs(synthetic_rna, soma_query, tmp_path):
+def test_a_model_of_a_data_module_trains_after_a_refused_call(soma_query):
+    """After the errors of the bad-input table (tests/test_bad_input.py), it still trains."""
     training = _datamodule(soma_query, batch_size=128, shuffle=True, train_size=0.9)
-    with pytest.raises(ValueError, match="needs data: pass an AnnData"):
-        OmniVI()
-    with pytest.raises(ValueError, match="not from a data module"):
-        OmniVI(registry=training.registry, contrastive_weight=100)
     model = OmniVI(registry=training.registry)
     with pytest.raises(ValueError, match=r"train\(datamodule=datamodule\)"):
         model.train(max_epochs=1)
     model.train(max_epochs=1, datamodule=training, enable_progress_bar=False)
-    with pytest.raises(ValueError, match=r"dataloader=datamodule\.inference_dataloader"):
-        model.get_latent_representation()
-    with pytest.raises(ValueError, match="not both"):
-        model.get_latent_representation(synthetic_rna, dataloader=training.train_dataloader())
-    with pytest.raises(ValueError, match="datamodule=datamodule"):
-        model.save(tmp_path / "model")
-    assert not (tmp_path / "model").exists()
+    assert model.is_trained
+
+
+def test_a_last_training_minibatch_of_one_cell_is_skipped(soma_query):
+    """A data module whose training split ends in one cell trains (as drop_last would)."""
+    probe = _datamodule(soma_query, batch_size=10_000, train_size=0.9, split_seed=0)
+    probe.setup()
+    n_train = sum(len(obs) for _, obs in probe.train_dataloader())
+    cells = _datamodule(soma_query, batch_size=n_train - 1, train_size=0.9, split_seed=0)
+    cells.setup()
+    assert [len(obs) for _, obs in cells.train_dataloader()] == [n_train - 1, 1]
+    model = OmniVI(registry=cells.registry)
+    model.train(max_epochs=2, datamodule=cells, enable_progress_bar=False)
+    assert np.isfinite(model.history["elbo_train"].to_numpy(dtype=float)).all()

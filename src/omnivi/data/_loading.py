@@ -1,12 +1,25 @@
-"""Minibatches for training: sparse where the model reads sparse input, dense elsewhere."""
+"""Minibatches: sparse where the model reads sparse input; one-cell minibatches of data modules."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 
 import torch
+from scvi import REGISTRY_KEYS
 from scvi.data import AnnDataManager
 from scvi.dataloaders import DataSplitter
+
+
+def with_cell_axis(batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Return ``batch`` with a one-cell ``X`` given back its cell axis.
+
+    tiledbsoma-ml (behind scvi-tools' ``TileDBDataModule``) squeezes the counts of a
+    minibatch of one cell to a vector; the model reads cells x features.
+    """
+    x = batch.get(REGISTRY_KEYS.X_KEY)
+    if x is None or x.dim() != 1:
+        return batch
+    return {**batch, REGISTRY_KEYS.X_KEY: x.unsqueeze(0)}
 
 
 class SparseInputDataSplitter(DataSplitter):

@@ -36,6 +36,7 @@ from omnivi._constants import (
     MODALITY_MASK_KEY,
     MODALITY_REGISTRY_KEYS,
 )
+from omnivi.data._loading import with_cell_axis
 from omnivi.data._mosaic import is_mosaic, modality_presence, pad_mosaic
 from omnivi.data._query import check_same_features
 from omnivi.data._validation import (
@@ -498,7 +499,7 @@ class MultimodalSetupMixin:
             raise ValueError(
                 "Pass the cells either as `dataloader` or as `adata` / `indices`, not both."
             )
-        return dataloader
+        return map(with_cell_axis, dataloader)
 
     def _check_inputs_fit(self, likelihoods: dict[str, str]) -> None:
         """Raise if a modality's values cannot be modelled by its likelihood."""

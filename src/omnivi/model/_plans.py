@@ -12,11 +12,13 @@ from dataclasses import replace
 
 import numpy as np
 import torch
+from scvi import REGISTRY_KEYS
 from scvi.dataloaders._data_splitting import validate_data_split
 from scvi.module.base import LossOutput
 from scvi.train import AdversarialTrainingPlan, TrainingPlan
 from torch.optim.lr_scheduler import LambdaLR
 
+from omnivi.data._loading import with_cell_axis
 from omnivi.model._label_geometry import training_cell_statistics
 
 #: Key of the random number generators' states in a Lightning checkpoint.
@@ -92,6 +94,33 @@ class ExtraMetricsLogging:
         """Log the ELBO metrics as scvi-tools does, then the extra metrics."""
         super().compute_and_log_metrics(replace(loss_output, extra_metrics={}), metrics, mode)
         log_extra_metrics(self, loss_output, mode)
+
+
+class OneCellMinibatches:
+    """Minibatches of one cell from a data module, whose loader omnivi does not build.
+
+    A training minibatch of one cell is skipped, as scvi-tools' ``drop_last`` would skip it
+    for AnnData (batch norm cannot learn from one cell); if the first one holds one cell,
+    training stops with an error asking for a minibatch size (``TileDBDataModule``'s default
+    is one cell). A validation minibatch of one cell is read as one cell (tiledbsoma-ml
+    squeezes its counts to a vector; see :func:`~omnivi.data._loading.with_cell_axis`).
+    """
+
+    def training_step(self, batch, batch_idx):
+        """Train on ``batch`` unless it holds a single cell."""
+        if len(batch[REGISTRY_KEYS.BATCH_KEY]) > 1:
+            return super().training_step(batch, batch_idx)
+        if batch_idx == 0:
+            raise ValueError(
+                "The first training minibatch holds a single cell, from which batch norm cannot "
+                "learn: give the data module a minibatch size, e.g. "
+                "TileDBDataModule(..., batch_size=256) (its default is 1)."
+            )
+        return None
+
+    def validation_step(self, batch, batch_idx):
+        """Validate on ``batch``, cells on its first axis."""
+        return super().validation_step(with_cell_axis(batch), batch_idx)
 
 
 class StopOnNonFiniteLoss:
@@ -183,6 +212,7 @@ class TrainingCellStatistics:
 
 
 class OmniTrainingPlan(
+    OneCellMinibatches,
     StopOnNonFiniteLoss,
     RandomStateInCheckpoints,
     TrainingCellStatistics,
@@ -191,12 +221,13 @@ class OmniTrainingPlan(
 ):
     """scvi-tools' :class:`~scvi.train.TrainingPlan` with omnivi's additions.
 
-    :class:`StopOnNonFiniteLoss`, :class:`RandomStateInCheckpoints`,
+    :class:`OneCellMinibatches`, :class:`StopOnNonFiniteLoss`, :class:`RandomStateInCheckpoints`,
     :class:`TrainingCellStatistics`, and extra metrics synced across processes.
     """
 
 
 class OmniAdversarialTrainingPlan(
+    OneCellMinibatches,
     StopOnNonFiniteLoss,
     RandomStateInCheckpoints,
     TrainingCellStatistics,
