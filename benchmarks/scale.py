@@ -13,7 +13,8 @@ process's peak resident memory:
 - from a TileDB-SOMA store (``soma``): the RNA written once with ``tiledbsoma.io.from_h5ad``
   and streamed by scvi-tools' ``TileDBDataModule`` (the ``ondisk`` extra), OmniVI and SCVI
   built with ``registry=datamodule.registry``, the path to atlases larger than memory;
-  ``soma_8192`` the same with 8,192 cells per read instead of tiledbsoma-ml's 65,536;
+  ``soma_8192`` the same with 8,192 cells per read instead of tiledbsoma-ml's 65,536, and
+  ``soma_8192_512`` with them read as chunks of 512 consecutive cells instead of 64;
 - two processes: OmniVI from memory under Lightning's DDP (``strategy="ddp"``, two CPU
   processes of one thread each, on the same cores as the one-process fit), the figure a
   multi-device run starts from. Peak memory is that of the first process.
@@ -61,12 +62,19 @@ FITS = [
     ("scvi", "soma"),
     ("omnivi", "soma_8192"),
     ("scvi", "soma_8192"),
+    ("omnivi", "soma_8192_512"),
+    ("scvi", "soma_8192_512"),
     ("omnivi", "ddp2"),
 ]
 #: Sources read from disk, whose peak memory must stay bounded.
-DISK_SOURCES = ("disk", "soma", "soma_8192")
-#: tiledbsoma-ml's read size (cells per read) of each SOMA source; ``None``: its default.
-SOMA_READ_SIZE = {"soma": None, "soma_8192": 8192}
+DISK_SOURCES = ("disk", "soma", "soma_8192", "soma_8192_512")
+#: tiledbsoma-ml's read options of each SOMA source (cells per read, consecutive cells per
+#: random chunk of a read); none: its defaults (65,536 and 64).
+SOMA_READS = {
+    "soma": {},
+    "soma_8192": {"io_batch_size": 8192},
+    "soma_8192_512": {"io_batch_size": 8192, "shuffle_chunk_size": 512},
+}
 
 
 # ------------------------------------------------------------------------ simulation
@@ -191,14 +199,11 @@ def fit(method: str, source: str, folder: Path) -> dict | None:
     scvi.settings.seed = 0
     baseline = peak_rss_mib()
     options = {"max_epochs": 1, "batch_size": BATCH_SIZE}
-    if source in SOMA_READ_SIZE:
+    if source in SOMA_READS:
         import tiledbsoma
 
         experiment = tiledbsoma.Experiment.open(str(folder / "soma"))
-        read_size = SOMA_READ_SIZE[source]
-        datamodule = soma_datamodule(
-            experiment, **({} if read_size is None else {"io_batch_size": read_size})
-        )
+        datamodule = soma_datamodule(experiment, **SOMA_READS[source])
         n_cells = datamodule.n_obs
         loaded = peak_rss_mib()
         model_cls = OmniVI if method == "omnivi" else scvi.model.SCVI
