@@ -65,3 +65,27 @@ def test_training_from_sparse_minibatches_matches_dense(multiome):
         latents.append(model.get_latent_representation())
         assert np.isfinite(model.history["elbo_validation"].to_numpy(dtype=float)).all()
     np.testing.assert_allclose(latents[0], latents[1], rtol=1e-3, atol=1e-4)
+
+
+def test_outputs_read_atac_sparse_and_equal_those_of_dense_minibatches(multiome):
+    """Latents, accessibility and the ELBO from sparse ATAC minibatches (the default)."""
+    scvi.settings.seed = 0
+    model = OmniVI(multiome, n_latent=10)
+    model.train(max_epochs=2, enable_progress_bar=False)
+    first = next(iter(model._make_data_loader(multiome)))
+    assert first[ATAC].layout is torch.sparse_csr
+    assert first[RNA].layout is torch.strided
+    dense = model._make_data_loader(multiome, load_sparse_tensor=False)
+    assert next(iter(dense))[ATAC].layout is torch.strided
+    module = model.module.eval()
+    with torch.no_grad():
+        latent = torch.cat(
+            [module.inference(**module._get_inference_input(t))["qzm"] for t in dense]
+        )
+    np.testing.assert_allclose(model.get_latent_representation(), latent.numpy(), atol=1e-6)
+    accessibility = model.get_accessibility_estimates(indices=np.arange(50), return_numpy=True)
+    assert accessibility.shape == (50, multiome["atac"].n_vars)
+    assert ((accessibility > 0) & (accessibility < 1)).all()
+    torch.testing.assert_close(
+        torch.as_tensor(model.get_elbo()), torch.as_tensor(model.get_elbo(dataloader=dense))
+    )

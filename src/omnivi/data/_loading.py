@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 
 import torch
 from scvi import REGISTRY_KEYS
@@ -47,9 +47,42 @@ class SparseInputDataSplitter(DataSplitter):
 
     def on_after_batch_transfer(self, batch: dict, dataloader_idx: int) -> dict:
         """Densify the sparse minibatch tensors the module does not read sparse."""
-        for key, value in batch.items():
-            if key in self.keep_sparse or not isinstance(value, torch.Tensor):
-                continue
-            if value.layout is not torch.strided:
-                batch[key] = value.to_dense()
-        return batch
+        return densify(batch, self.keep_sparse)
+
+
+def densify(batch: dict, keep_sparse: Iterable[str] = ()) -> dict:
+    """Return ``batch`` with its sparse tensors made dense, except those under ``keep_sparse``."""
+    keep = set(keep_sparse)
+
+    def is_sparse(value) -> bool:
+        return isinstance(value, torch.Tensor) and value.layout is not torch.strided
+
+    return {
+        key: value.to_dense() if is_sparse(value) and key not in keep else value
+        for key, value in batch.items()
+    }
+
+
+class SparseInputLoader:
+    """An scvi-tools loader's sparse minibatches, as the module reads them.
+
+    The loader is made with ``load_sparse_tensor=True``; its minibatches stay sparse under
+    ``keep_sparse`` and are made dense elsewhere (see :func:`densify`).
+
+    Parameters
+    ----------
+    loader
+        The loader, e.g. :class:`~scvi.dataloaders.AnnDataLoader`.
+    keep_sparse
+        Registry keys whose minibatches stay sparse.
+    """
+
+    def __init__(self, loader: Iterable[dict], keep_sparse: Iterable[str]):
+        self.loader = loader
+        self.keep_sparse = frozenset(keep_sparse)
+
+    def __iter__(self) -> Iterator[dict]:
+        return (densify(batch, self.keep_sparse) for batch in self.loader)
+
+    def __len__(self) -> int:
+        return len(self.loader)

@@ -17,7 +17,7 @@ from scvi import REGISTRY_KEYS
 from scvi.model.base import ArchesMixin, BaseModelClass, UnsupervisedTrainingMixin, VAEMixin
 
 from omnivi._constants import MODALITY_REGISTRY_KEYS, LatentDistribution
-from omnivi.data._loading import SparseInputDataSplitter
+from omnivi.data._loading import SparseInputDataSplitter, SparseInputLoader
 from omnivi.model._annotation import AnnotationMixin
 from omnivi.model._base import MultimodalSetupMixin
 from omnivi.model._plans import (
@@ -303,7 +303,7 @@ class OmniVI(
                     "train(datamodule=datamodule)."
                 )
             kwargs = trainer_defaults(kwargs, self.adata.n_obs, batch_size, early_stopping)
-            reads_sparse = [MODALITY_REGISTRY_KEYS[m] for m in self.modalities if m == "atac"]
+            reads_sparse = self._sparse_input_keys()
             kwargs.setdefault("load_sparse_tensor", bool(reads_sparse))
             kwargs["datasplitter_kwargs"] = {
                 "keep_sparse": reads_sparse,
@@ -322,6 +322,24 @@ class OmniVI(
         if self.module.classifier is not None and not is_query:
             self.train_classifier()
         return result
+
+    def _sparse_input_keys(self) -> list[str]:
+        """Registry keys of the modalities the module reads sparse: ATAC's."""
+        return [MODALITY_REGISTRY_KEYS[m] for m in self.modalities if m == "atac"]
+
+    def _make_data_loader(self, adata, indices=None, batch_size=None, **kwargs):
+        """scvi-tools' loader of the cells to compute outputs from.
+
+        With ATAC, sparse data is sliced into sparse minibatches as in training: ATAC's stay
+        sparse, the others are made dense (:class:`~omnivi.data.SparseInputLoader`).
+        """
+        keep_sparse = self._sparse_input_keys()
+        if not keep_sparse or "load_sparse_tensor" in kwargs:
+            return super()._make_data_loader(adata, indices, batch_size, **kwargs)
+        loader = super()._make_data_loader(
+            adata, indices, batch_size, load_sparse_tensor=True, **kwargs
+        )
+        return SparseInputLoader(loader, keep_sparse)
 
     @classmethod
     def load_query_data(
