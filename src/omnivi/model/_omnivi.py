@@ -256,14 +256,14 @@ class OmniVI(
             ``registry=datamodule.registry``, e.g. :class:`~scvi.dataloaders.TileDBDataModule`;
             it splits training and validation cells itself. As in scvi-tools, its validation
             cells are read only with ``early_stopping=True`` or ``check_val_every_n_epoch``:
-            a second stream over the store (at 1M cells from TileDB-SOMA, 1.65 GB peak
-            against 1.37 GB without it, in the scale benchmark).
+            a second stream over the store (at 1M cells from TileDB-SOMA, 1,654 MiB peak
+            with it against 1,416 MiB without, in the scale benchmark).
         **kwargs
             Passed to :meth:`scvi.model.base.UnsupervisedTrainingMixin.train` (e.g.
             ``train_size``, ``accelerator``). From data in memory the validation loss is
-            computed every epoch unless ``check_val_every_n_epoch`` says otherwise. A model with ATAC slices
-            sparse data into sparse minibatches and moves them to the device as such
-            (``load_sparse_tensor=True``, its default; see
+            computed every epoch unless ``check_val_every_n_epoch`` says otherwise. A model
+            with ATAC slices sparse data into sparse minibatches and moves them to the
+            device as such (``load_sparse_tensor=True``, its default; see
             :class:`~omnivi.data.SparseInputDataSplitter`): ATAC stays sparse into its
             encoder and loss, RNA and protein are densified on the device. Without ATAC,
             minibatches are densified on the host, as scvi-tools does by default (for RNA
