@@ -66,8 +66,6 @@ FITS = [
     ("scvi", "soma_8192_512"),
     ("omnivi", "ddp2"),
 ]
-#: Sources read from disk, whose peak memory must stay bounded.
-DISK_SOURCES = ("disk", "soma", "soma_8192", "soma_8192_512")
 #: tiledbsoma-ml's read options of each SOMA source (cells per read, consecutive cells per
 #: random chunk of a read); none: its defaults (65,536 and 64).
 SOMA_READS = {
@@ -75,6 +73,8 @@ SOMA_READS = {
     "soma_8192": {"io_batch_size": 8192},
     "soma_8192_512": {"io_batch_size": 8192, "shuffle_chunk_size": 512},
 }
+#: Sources read from disk, whose peak memory must stay bounded.
+DISK_SOURCES = ("disk", *SOMA_READS)
 
 
 # ------------------------------------------------------------------------ simulation

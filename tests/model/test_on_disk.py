@@ -124,16 +124,6 @@ def test_omnivi_trains_from_a_data_module_and_gives_outputs_in_its_order(
     )
 
 
-def test_a_model_of_a_data_module_trains_after_a_refused_call(soma_query):
-    """After the errors of the bad-input table (tests/test_bad_input.py), it still trains."""
-    training = _datamodule(soma_query, batch_size=128, shuffle=True, train_size=0.9)
-    model = OmniVI(registry=training.registry)
-    with pytest.raises(ValueError, match=r"train\(datamodule=datamodule\)"):
-        model.train(max_epochs=1)
-    model.train(max_epochs=1, datamodule=training, enable_progress_bar=False)
-    assert model.is_trained
-
-
 def test_a_last_training_minibatch_of_one_cell_is_skipped(soma_query):
     """A data module whose training split ends in one cell trains (as drop_last would)."""
     probe = _datamodule(soma_query, batch_size=10_000, train_size=0.9, split_seed=0)
