@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+
 import numpy as np
 import pytest
 import torch
@@ -9,7 +11,8 @@ from scipy import sparse
 from scvi.data._utils import scipy_to_torch_sparse
 
 from omnivi.nn import ModalityEncoder, binary_columns, count_accessible
-from omnivi.nn._sparse import accessible_entries, bag_inputs
+from omnivi.nn._encoders import DENSE_PROJECTION_DENSITY
+from omnivi.nn._sparse import accessible_entries, bag_inputs, stored_density
 
 
 @pytest.fixture
@@ -71,3 +74,37 @@ def test_sparse_encoder_reads_csr_as_dense(layouts):
     got = encoder(compressed, batch, rows=rows)
     torch.testing.assert_close(got, encoder(dense, batch, rows=rows))
     assert torch.count_nonzero(got[~rows]) == 0
+
+
+def test_stored_density_reads_the_sparse_metadata(layouts, counts):
+    dense, compressed = layouts
+    assert stored_density(dense) == 1.0
+    assert stored_density(compressed) == pytest.approx(counts.nnz / (40 * 300))
+
+
+@pytest.mark.parametrize("density", [0.004, 0.1])
+def test_both_projections_train_as_the_dense_map(density):
+    """Training mode: below the density threshold a CSR block is summed row by row (the
+    embedding bag), above it multiplied as a dense 0/1 block; either gives the output and
+    the gradients of the dense input."""
+    matrix = sparse.random(64, 2000, density=density, format="csr", random_state=2)
+    matrix.data = np.ceil(matrix.data * 3).astype(np.float32)
+    compressed = scipy_to_torch_sparse(matrix)
+    assert (stored_density(compressed) < DENSE_PROJECTION_DENSITY) == (density < 0.02)
+    batch = torch.randint(2, (64, 1), generator=torch.Generator().manual_seed(0))
+    template = ModalityEncoder(2000, 16, n_cat_list=[2], sparse_input=True)
+    runs = []
+    for x in (torch.tensor(matrix.toarray()), compressed):
+        encoder = copy.deepcopy(template)
+        torch.manual_seed(3)  # same dropout
+        hidden = encoder(x, batch)
+        hidden.square().sum().backward()
+        runs.append((hidden, {n: p.grad for n, p in encoder.named_parameters()}))
+    (dense_hidden, dense_grads), (csr_hidden, csr_grads) = runs
+    torch.testing.assert_close(csr_hidden, dense_hidden)
+    assert dense_grads["projection.weight"].abs().sum() > 0
+    # float32 sums in another order: differences at rounding level of the largest gradient
+    # (the bias before batch norm has a gradient of zero up to rounding)
+    scale = max(float(grad.abs().max()) for grad in dense_grads.values())
+    for name, grad in dense_grads.items():
+        torch.testing.assert_close(csr_grads[name], grad, rtol=1e-4, atol=1e-6 * scale)

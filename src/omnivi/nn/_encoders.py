@@ -9,7 +9,14 @@ import torch
 from scvi.nn import FCLayers
 from torch import nn
 
-from ._sparse import bag_inputs
+from ._sparse import bag_inputs, binary_columns, stored_density
+
+#: Stored share of a sparse minibatch below which the ATAC projection sums embedding rows over
+#: each cell's accessible regions; above it, the dense 0/1 block is multiplied by the weights.
+#: On two CPU cores (256 cells; 600, 5,000 and 25,734 regions, forward and backward) the two
+#: cost the same near 2%; at 0.4% (``mop_rna_atac``'s peaks) the sum was 3x faster, at 15%
+#: (``bmmc_multiome_small``'s, or peaks kept for being open in many cells) the product 4x.
+DENSE_PROJECTION_DENSITY = 0.02
 
 
 @contextmanager
@@ -31,10 +38,12 @@ class ModalityEncoder(nn.Module):
 
     A stack of :class:`scvi.nn.FCLayers`. Batch and categorical covariates are injected as
     one-hot columns of the first layer, so that scArches surgery can later train only those
-    columns for new batches. For wide, very sparse binary input (ATAC) ``sparse_input=True``
-    first projects the input's presence/absence pattern with a bias-free linear map whose cost
-    grows with the number of non-zero entries, not with the width; its input may then be a
-    sparse CSR tensor, read without densifying.
+    columns for new batches. For wide, sparse binary input (ATAC) ``sparse_input=True`` first
+    projects the input's presence/absence pattern with a bias-free linear map; its input may
+    then be a sparse CSR tensor. A sparse minibatch storing under
+    :data:`DENSE_PROJECTION_DENSITY` of its entries is projected as a sum of weight rows over
+    each cell's accessible regions (cost grows with the non-zero entries, not the width, and
+    nothing is densified); a denser or dense one as a product with its dense 0/1 block.
 
     Parameters
     ----------
@@ -103,7 +112,7 @@ class ModalityEncoder(nn.Module):
         cells of its minibatch lack the modality.
         """
         if self.projection is not None:  # dense or sparse input -> dense, n_output wide
-            x = self.projection(*bag_inputs(x))
+            x = self._project(x)
         if rows is None or bool(rows.all()):
             return self._encode(x, cat_list, cont)
         hidden = x.new_zeros(x.shape[0], self.n_output)
@@ -112,6 +121,12 @@ class ModalityEncoder(nn.Module):
                 x[rows], [c[rows] for c in cat_list], None if cont is None else cont[rows]
             )
         return hidden
+
+    def _project(self, x: torch.Tensor) -> torch.Tensor:
+        """Sum of the projection's weight rows over the regions each cell has."""
+        if stored_density(x) < DENSE_PROJECTION_DENSITY:
+            return self.projection(*bag_inputs(x))
+        return binary_columns(x) @ self.projection.weight
 
     def _encode(
         self, x: torch.Tensor, cat_list: Sequence[torch.Tensor], cont: torch.Tensor | None

@@ -17,6 +17,17 @@ def _as_csr(x: torch.Tensor) -> torch.Tensor:
     return x if x.layout is torch.sparse_csr else x.to_sparse_csr()
 
 
+def stored_density(x: torch.Tensor) -> float:
+    """Fraction of ``x``'s entries that it stores: 1 for a dense tensor.
+
+    For a sparse tensor, its stored entries over its size, read from its shape and index
+    metadata (no pass over the values, no device synchronisation).
+    """
+    if x.layout not in _COMPRESSED:
+        return 1.0
+    return x._nnz() / max(x.numel(), 1)
+
+
 def accessible_entries(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Row and column indices of the positive entries of ``x`` (cells x features), row-major.
 
