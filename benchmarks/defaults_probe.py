@@ -60,6 +60,7 @@ VARIANTS: dict[str, tuple[dict, dict]] = {
     "lr=4e-3": ({}, {"lr": 4e-3}),
     "lr=1e-3": ({}, {"lr": 1e-3}),
     "early_stopping": ({}, {"early_stopping": True}),
+    "early_stopping,max_epochs=1000": ({}, {"early_stopping": True, "max_epochs": 1000}),
 }
 #: The unintegrated embeddings the probe scores beside OmniVI.
 BASELINES = ("PCA (RNA)", "padded concat-PCA")

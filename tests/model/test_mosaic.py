@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import scipy.sparse as sp
+import scvi
 import torch
 from scvi import REGISTRY_KEYS
 from sklearn.neighbors import KNeighborsClassifier
@@ -71,10 +72,12 @@ def test_pad_mosaic_keeps_values_and_marks_what_was_measured(
         assert (x[~measured] == 0).all()
 
 
-def test_padding_shares_the_users_sparse_data_where_cells_are_in_order(synthetic_session):
+@pytest.mark.parametrize("dtype", [np.float32, np.float64, np.int64])
+def test_padding_shares_the_users_sparse_data_where_cells_are_in_order(synthetic_session, dtype):
+    """Counts of any dtype are shared as stored (scvi-tools casts each minibatch to float32)."""
     mdata = _mosaic(synthetic_session)
     for mod in ("rna", "protein"):
-        mdata.mod[mod].X = sp.csr_matrix(mdata.mod[mod].X, dtype=np.float32)
+        mdata.mod[mod].X = sp.csr_matrix(mdata.mod[mod].X, dtype=dtype)
     padded = pad_mosaic(mdata, {"rna": None, "protein": None})
     presence = modality_presence(mdata, ["rna", "protein"])
     in_order = {
@@ -85,6 +88,23 @@ def test_padding_shares_the_users_sparse_data_where_cells_are_in_order(synthetic
     for mod, shared in in_order.items():  # a modality stored in another order is copied once
         assert np.shares_memory(padded[mod].X.data, mdata[mod].X.data) == shared
         assert np.shares_memory(padded[mod].X.indices, mdata[mod].X.indices) == shared
+
+
+def test_integer_counts_train_as_their_float32_twin(synthetic_session):
+    """Mosaic counts stored as integers give the latent of the same counts in float32."""
+    latents = []
+    for dtype in (np.float32, np.int64):
+        mdata = _mosaic(synthetic_session)
+        for mod in ("rna", "protein"):
+            mdata.mod[mod].X = sp.csr_matrix(mdata.mod[mod].X, dtype=dtype)
+        OmniVI.setup_mudata(mdata, batch_key="batch", modalities=CITE)
+        scvi.settings.seed = 0  # same weights, minibatches and draws
+        model = OmniVI(mdata, n_hidden=32, n_latent=4)
+        model.train(max_epochs=3, enable_progress_bar=False)
+        padded_rna = model.adata_manager.get_from_registry(MODALITY_REGISTRY_KEYS["rna"])
+        assert padded_rna.dtype == dtype  # kept as stored, not copied to float32
+        latents.append(model.get_latent_representation())
+    np.testing.assert_allclose(latents[1], latents[0], rtol=1e-5, atol=1e-6)
 
 
 def test_padding_places_rows_stored_in_another_order():

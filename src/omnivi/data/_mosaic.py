@@ -33,9 +33,10 @@ def pad_mosaic(mdata: MuData, layers: Mapping[str, str | None]) -> MuData:
 
     The user's object is not modified, and its sparse data is not copied: each padded
     modality is a CSR matrix over every cell of ``mdata`` (in ``mdata``'s order) that shares
-    the ``data`` and ``indices`` arrays of the user's matrix, with a row-pointer array of its
-    own in which the cells the modality lacks are empty rows. A modality that is dense, of
-    another dtype than float32, or whose cells are not in ``mdata``'s order is copied once.
+    the ``data`` and ``indices`` arrays of the user's matrix, of any dtype (scvi-tools casts
+    each minibatch to float32), with a row-pointer array of its own in which the cells the
+    modality lacks are empty rows. A modality that is dense, or whose cells are not in
+    ``mdata``'s order, is copied once.
     ``.obsm`` of the new MuData holds under :data:`MODALITY_MASK_OBSM_KEY` a cells x
     modalities array, 1 where the cell was measured. The global ``.obs`` is copied; each
     modality's ``.obs`` is the global one.
@@ -56,7 +57,7 @@ def pad_mosaic(mdata: MuData, layers: Mapping[str, str | None]) -> MuData:
         source = mdata.mod[mod]
         present = presence[mod].to_numpy()
         padded = _pad_rows(
-            sparse.csr_matrix(get_matrix(source, layer), dtype=np.float32),
+            sparse.csr_matrix(get_matrix(source, layer)),
             source.obs_names.get_indexer(mdata.obs_names[present]),
             present,
         )
