@@ -58,8 +58,7 @@ class AnnotationMixin:
     # ------------------------------------------------------------------ after training
     def _reference_indices(self) -> np.ndarray:
         """Training cells (all registered cells if the split is unknown) that carry a label."""
-        indices = getattr(self, "train_indices", None)
-        indices = np.arange(self.adata.n_obs) if indices is None else np.asarray(indices)
+        indices = _as_indices(getattr(self, "train_indices", None), self.adata.n_obs)
         return indices[self._registered_codes()[indices] != self.unlabeled_code]
 
     def _calibration_indices(self) -> np.ndarray | None:
