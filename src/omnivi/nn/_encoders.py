@@ -13,9 +13,10 @@ from ._sparse import bag_inputs, binary_columns, stored_density
 
 #: Stored share of a sparse minibatch below which the ATAC projection sums embedding rows over
 #: each cell's accessible regions; above it, the dense 0/1 block is multiplied by the weights.
-#: On two CPU cores (256 cells; 600, 5,000 and 25,734 regions, forward and backward) the two
-#: cost the same near 2%; at 0.4% (``mop_rna_atac``'s peaks) the sum was 3x faster, at 15%
-#: (``bmmc_multiome_small``'s, or peaks kept for being open in many cells) the product 4x.
+#: On two CPU cores (``benchmarks/atac_projection.py``: 256 cells; 600, 5,000 and 25,734
+#: regions, forward and backward) the two cost the same near 2%; at 0.4% (``mop_rna_atac``'s
+#: peaks) the sum was 2.2-3.0x faster, at 15% (``bmmc_multiome_small``'s, or peaks kept for
+#: being open in many cells) the product 3.4-4.2x.
 DENSE_PROJECTION_DENSITY = 0.02
 
 
