@@ -1,11 +1,12 @@
 """The ATAC encoder's first layer: embedding bag against a dense 0/1 product, by density.
 
 Times the forward and backward pass of the two ways :class:`omnivi.nn.ModalityEncoder`
-projects a sparse (CSR) ATAC minibatch: the embedding bag over each cell's accessible
-regions, and the dense 0/1 block times the weights. Random minibatches of 256 cells, widths
-of 600 (``bmmc_multiome_small``), 5,000 and 25,734 (``mop_rna_atac``) regions, densities
-from 0.4% (``mop_rna_atac``'s peaks) to 15% (``bmmc_multiome_small``'s). The crossover is
-where :data:`omnivi.nn._encoders.DENSE_PROJECTION_DENSITY` is set. Results:
+projects a sparse (CSR) ATAC minibatch (``project_by_rows``: the embedding bag over each
+cell's accessible regions; ``project_densely``: the dense 0/1 block times the weights).
+Random minibatches of 256 cells, widths of 600 (``bmmc_multiome_small``), 5,000 and 25,734
+(``mop_rna_atac``) regions, densities from 0.4% (``mop_rna_atac``'s peaks) to 15%
+(``bmmc_multiome_small``'s). The crossover is where
+:data:`omnivi.nn._encoders.DENSE_PROJECTION_DENSITY` is set. Results:
 ``results/atac_projection.{json,md}``.
 
 Usage::
@@ -23,8 +24,8 @@ import time
 import torch
 from _common import command_line, machine_info
 
+from omnivi.nn import ModalityEncoder
 from omnivi.nn._encoders import DENSE_PROJECTION_DENSITY
-from omnivi.nn._sparse import bag_inputs, binary_columns
 
 NAME = "atac_projection"
 N_CELLS = 256
@@ -44,17 +45,18 @@ def _milliseconds(step) -> float:
 
 
 def time_projections(n_regions: int, density: float) -> dict[str, float]:
-    """Forward + backward milliseconds of both products on one random CSR minibatch."""
+    """Forward + backward milliseconds of both of the encoder's products on one random CSR
+    minibatch."""
     generator = torch.Generator().manual_seed(0)
     block = (torch.rand(N_CELLS, n_regions, generator=generator) < density).float()
     minibatch = block.to_sparse_csr()
-    bag = torch.nn.EmbeddingBag(n_regions, N_HIDDEN, mode="sum")
+    encoder = ModalityEncoder(n_regions, N_HIDDEN, sparse_input=True)
 
     def embedding_bag() -> None:
-        bag(*bag_inputs(minibatch)).sum().backward()
+        encoder.project_by_rows(minibatch).sum().backward()
 
     def dense_product() -> None:
-        (binary_columns(minibatch) @ bag.weight).sum().backward()
+        encoder.project_densely(minibatch).sum().backward()
 
     return {
         "embedding_bag_ms": _milliseconds(embedding_bag),

@@ -126,7 +126,15 @@ class ModalityEncoder(nn.Module):
     def _project(self, x: torch.Tensor) -> torch.Tensor:
         """Sum of the projection's weight rows over the regions each cell has."""
         if stored_density(x) < DENSE_PROJECTION_DENSITY:
-            return self.projection(*bag_inputs(x))
+            return self.project_by_rows(x)
+        return self.project_densely(x)
+
+    def project_by_rows(self, x: torch.Tensor) -> torch.Tensor:
+        """Project ``x`` as an embedding bag over each cell's accessible regions."""
+        return self.projection(*bag_inputs(x))
+
+    def project_densely(self, x: torch.Tensor) -> torch.Tensor:
+        """Project ``x`` as its dense 0/1 block times the weights."""
         return binary_columns(x) @ self.projection.weight
 
     def _encode(
