@@ -5,9 +5,11 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 
 import torch
-from scvi import REGISTRY_KEYS
+from scvi import REGISTRY_KEYS, settings
 from scvi.data import AnnDataManager
 from scvi.dataloaders import DataSplitter
+
+from ._backed import SPAN_ROWS, SPANS_PER_READ, SpanReadLoader
 
 
 def with_cell_axis(batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
@@ -36,14 +38,61 @@ class SparseInputDataSplitter(DataSplitter):
         The model's data manager.
     keep_sparse
         Registry keys whose sparse minibatches the module receives as sparse tensors.
+    span_rows
+        For an AnnData backed by its file: training and validation cells are read in windows
+        of this many consecutive rows (:class:`~omnivi.data.SpanReadLoader`), one contiguous
+        read each, instead of one cell at a time. ``None`` reads each minibatch's cells as
+        scvi-tools does. Distributed training always reads as scvi-tools does.
+    spans_per_read
+        Windows read together and shuffled into minibatches.
     **kwargs
         Passed to :class:`~scvi.dataloaders.DataSplitter`; with ``load_sparse_tensor=False``
         every minibatch is densified on the host, as scvi-tools does by default.
     """
 
-    def __init__(self, adata_manager: AnnDataManager, keep_sparse: Iterable[str] = (), **kwargs):
+    def __init__(
+        self,
+        adata_manager: AnnDataManager,
+        keep_sparse: Iterable[str] = (),
+        span_rows: int | None = SPAN_ROWS,
+        spans_per_read: int = SPANS_PER_READ,
+        **kwargs,
+    ):
         super().__init__(adata_manager, **kwargs)
         self.keep_sparse = frozenset(keep_sparse)
+        self.span_rows = span_rows
+        self.spans_per_read = spans_per_read
+
+    def train_dataloader(self):
+        """Return the training minibatches (from a backed AnnData: read a span at a time)."""
+        if not self._reads_spans():
+            return super().train_dataloader()
+        return self._span_loader(self.train_idx, shuffle=True, drop_last=self.drop_last)
+
+    def val_dataloader(self):
+        """Return the validation minibatches (from a backed AnnData: read a span at a time)."""
+        if not self._reads_spans() or len(self.val_idx) == 0:
+            return super().val_dataloader()
+        return self._span_loader(self.val_idx, shuffle=False, drop_last=False)
+
+    def _reads_spans(self) -> bool:
+        return (
+            self.adata_manager.adata.isbacked
+            and self.span_rows is not None
+            and not self.data_loader_kwargs.get("distributed_sampler", False)
+        )
+
+    def _span_loader(self, indices, shuffle: bool, drop_last: bool) -> SpanReadLoader:
+        return SpanReadLoader(
+            self.adata_manager,
+            indices,
+            batch_size=self.data_loader_kwargs.get("batch_size") or settings.batch_size,
+            shuffle=shuffle,
+            drop_last=drop_last,
+            load_sparse_tensor=self.load_sparse_tensor,
+            span_rows=self.span_rows,
+            spans_per_read=self.spans_per_read,
+        )
 
     def on_after_batch_transfer(self, batch: dict, dataloader_idx: int) -> dict:
         """Densify the sparse minibatch tensors the module does not read sparse."""

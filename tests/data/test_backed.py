@@ -1,0 +1,147 @@
+"""Minibatches of a backed AnnData read a span of cells at a time (SpanReadLoader)."""
+
+from __future__ import annotations
+
+import anndata as ad
+import mudata as md
+import numpy as np
+import pytest
+import torch
+from scvi import REGISTRY_KEYS
+from scvi.dataloaders import AnnDataLoader
+
+from omnivi.data import SpanReadLoader, SparseInputDataSplitter
+from omnivi.model import OmniVI
+
+pytestmark = pytest.mark.real_data
+
+N_CELLS, SPAN_ROWS, BATCH_SIZE = 600, 50, 64
+
+
+@pytest.fixture
+def rna(real_file) -> ad.AnnData:
+    """RNA of bmmc_cite_small (600 cells), each cell's position in a covariate column."""
+    adata = md.read_h5mu(real_file("bmmc_cite_small.h5mu"))["rna"].copy()
+    assert adata.n_obs == N_CELLS
+    adata.obs["position"] = np.arange(N_CELLS, dtype=float)
+    return adata
+
+
+@pytest.fixture
+def backed_manager(rna, tmp_path):
+    """The data manager of an OmniVI model of ``rna`` read back from its file, backed."""
+    path = tmp_path / "rna.h5ad"
+    rna.write_h5ad(path)
+    backed = ad.read_h5ad(path, backed="r")
+    OmniVI.setup_anndata(
+        backed, batch_key="batch", labels_key="cell_type", continuous_covariate_keys=["position"]
+    )
+    return OmniVI(backed).adata_manager
+
+
+def _positions(batch: dict) -> np.ndarray:
+    return batch[REGISTRY_KEYS.CONT_COVS_KEY].numpy().ravel().astype(int)
+
+
+def _cells(n: int = 540) -> np.ndarray:
+    return np.random.default_rng(0).choice(N_CELLS, n, replace=False)
+
+
+@pytest.mark.parametrize("load_sparse_tensor", [False, True])
+@pytest.mark.parametrize("shuffle", [False, True])
+def test_every_cell_comes_once_with_its_own_values(
+    rna, backed_manager, shuffle, load_sparse_tensor
+):
+    cells = _cells()
+    loader = SpanReadLoader(
+        backed_manager,
+        cells,
+        batch_size=BATCH_SIZE,
+        shuffle=shuffle,
+        load_sparse_tensor=load_sparse_tensor,
+        span_rows=SPAN_ROWS,
+        spans_per_read=3,
+    )
+    batches = list(loader)
+    assert len(batches) == len(loader) == 9
+    assert [len(_positions(b)) for b in batches] == [BATCH_SIZE] * 8 + [540 - 8 * BATCH_SIZE]
+
+    positions = np.concatenate([_positions(b) for b in batches])
+    np.testing.assert_array_equal(np.sort(positions), np.sort(cells))
+    if not shuffle:
+        np.testing.assert_array_equal(positions, np.sort(cells))
+
+    counts = rna.X.toarray()
+    batch_codes = rna.obs["batch"].cat.codes.to_numpy()
+    for batch in batches:
+        x = batch[REGISTRY_KEYS.X_KEY]
+        assert x.layout is (torch.sparse_csr if load_sparse_tensor else torch.strided)
+        assert x.dtype is torch.float32
+        rows = _positions(batch)
+        np.testing.assert_array_equal(x.to_dense().numpy(), counts[rows])
+        np.testing.assert_array_equal(
+            batch[REGISTRY_KEYS.BATCH_KEY].numpy().ravel(), batch_codes[rows]
+        )
+        assert batch[REGISTRY_KEYS.BATCH_KEY].dtype is torch.int64
+
+
+def test_shuffled_minibatches_mix_the_spans_of_a_read_and_drop_last(backed_manager):
+    loader = SpanReadLoader(
+        backed_manager,
+        _cells(),
+        batch_size=BATCH_SIZE,
+        shuffle=True,
+        drop_last=True,
+        span_rows=SPAN_ROWS,
+        spans_per_read=3,
+    )
+    batches = list(loader)
+    assert len(batches) == len(loader) == 8
+    assert all(len(_positions(b)) == BATCH_SIZE for b in batches)
+    # cells of a minibatch come from several windows of the file, in no fixed order
+    windows = [np.unique(_positions(b) // SPAN_ROWS) for b in batches]
+    assert all(len(w) > 1 for w in windows)
+    assert not all(np.all(np.diff(_positions(b)) > 0) for b in batches)
+
+
+def test_the_order_is_new_each_epoch_and_follows_torch_seed(backed_manager):
+    loader = SpanReadLoader(
+        backed_manager, _cells(), batch_size=BATCH_SIZE, shuffle=True, span_rows=SPAN_ROWS
+    )
+
+    def epoch() -> np.ndarray:
+        return np.concatenate([_positions(b) for b in loader])
+
+    torch.manual_seed(0)
+    first, second = epoch(), epoch()
+    assert not np.array_equal(first, second)
+    torch.manual_seed(0)
+    np.testing.assert_array_equal(epoch(), first)
+
+
+def test_the_splitter_reads_spans_from_a_backed_anndata_only(rna, backed_manager):
+    splitter = SparseInputDataSplitter(backed_manager, batch_size=BATCH_SIZE)
+    splitter.setup()
+    assert isinstance(splitter.train_dataloader(), SpanReadLoader)
+    assert isinstance(splitter.val_dataloader(), SpanReadLoader)
+    # training and validation cells together are every cell, once
+    positions = [
+        _positions(b)
+        for lo in (splitter.train_dataloader(), splitter.val_dataloader())
+        for b in lo
+    ]
+    np.testing.assert_array_equal(np.sort(np.concatenate(positions)), np.arange(N_CELLS))
+
+    as_scvi = SparseInputDataSplitter(backed_manager, batch_size=BATCH_SIZE, span_rows=None)
+    as_scvi.setup()
+    assert isinstance(as_scvi.train_dataloader(), AnnDataLoader)
+
+    OmniVI.setup_anndata(rna, batch_key="batch")
+    in_memory = SparseInputDataSplitter(OmniVI(rna).adata_manager, batch_size=BATCH_SIZE)
+    in_memory.setup()
+    assert isinstance(in_memory.train_dataloader(), AnnDataLoader)
+
+
+def test_bad_span_settings_are_refused(backed_manager):
+    with pytest.raises(ValueError, match="span_rows and spans_per_read must be positive"):
+        SpanReadLoader(backed_manager, _cells(), batch_size=BATCH_SIZE, span_rows=0)
