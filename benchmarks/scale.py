@@ -8,8 +8,9 @@ to the end of the training epoch, without set-up), training cells per second, an
 process's peak resident memory:
 
 - from memory: the MuData (RNA + protein) read into memory; OmniVI, TOTALVI, SCVI (RNA);
-- from disk: the RNA as an AnnData backed by its ``.h5ad`` (``backed="r"``); OmniVI and SCVI
-  read each minibatch from the file (omnivi does not yet train a MuData from disk);
+- from disk: the RNA as an AnnData backed by its ``.h5ad`` (``backed="r"``), read from the
+  file as each model does: SCVI a minibatch's cells one at a time, OmniVI windows of
+  consecutive cells (omnivi does not yet train a MuData from disk);
 - from a TileDB-SOMA store (``soma``): the RNA written once with ``tiledbsoma.io.from_h5ad``
   and streamed by scvi-tools' ``TileDBDataModule`` (the ``ondisk`` extra), OmniVI and SCVI
   built with ``registry=datamodule.registry``, the path to atlases larger than memory;
