@@ -8,9 +8,10 @@ to the end of the training epoch, without set-up), training cells per second, an
 process's peak resident memory:
 
 - from memory: the MuData (RNA + protein) read into memory; OmniVI, TOTALVI, SCVI (RNA);
-- from disk: the RNA as an AnnData backed by its ``.h5ad`` (``backed="r"``), read from the
-  file as each model does: SCVI a minibatch's cells one at a time, OmniVI windows of
-  consecutive cells (omnivi does not yet train a MuData from disk);
+- from disk: the MuData backed by its ``.h5mu`` (``backed=True``) for OmniVI and TOTALVI, the
+  RNA as an AnnData backed by its ``.h5ad`` (``backed="r"``) for SCVI, read from the file as
+  each model does: scvi-tools a minibatch's cells one at a time, OmniVI windows of
+  consecutive cells;
 - from a TileDB-SOMA store (``soma``): the RNA written once with ``tiledbsoma.io.from_h5ad``
   and streamed by scvi-tools' ``TileDBDataModule`` (the ``ondisk`` extra), OmniVI and SCVI
   built with ``registry=datamodule.registry``, the path to atlases larger than memory;
@@ -58,6 +59,7 @@ FITS = [
     ("totalvi", "memory"),
     ("scvi", "memory"),
     ("omnivi", "disk"),
+    ("totalvi", "disk"),
     ("scvi", "disk"),
     ("omnivi", "soma"),
     ("scvi", "soma"),
@@ -211,12 +213,11 @@ def fit(method: str, source: str, folder: Path) -> dict | None:
         model = model_cls(registry=datamodule.registry)
         options["datamodule"] = datamodule
     else:
-        if source == "disk":
-            data = ad.read_h5ad(folder / "rna.h5ad", backed="r")
-        elif method == "scvi":
-            data = ad.read_h5ad(folder / "rna.h5ad")
+        on_disk = source == "disk"
+        if method == "scvi":
+            data = ad.read_h5ad(folder / "rna.h5ad", backed="r" if on_disk else None)
         else:
-            data = md.read_h5mu(folder / "cite.h5mu")
+            data = md.read_h5mu(folder / "cite.h5mu", backed=on_disk)
         n_cells = data.n_obs
         loaded = peak_rss_mib()
         model = build_model(method, data)
@@ -286,7 +287,7 @@ def targets(fits: list[dict]) -> list[dict]:
                     "met": ratio <= 1.2,
                 }
             )
-    for method, source in ((m, s) for s in DISK_SOURCES for m in ("omnivi", "scvi")):
+    for method, source in ((m, s) for s in DISK_SOURCES for m in ("omnivi", "totalvi", "scvi")):
         a, b, small, large = extremes(method, source)
         if a and b:
             ratio = b["rss_peak_mib"] / a["rss_peak_mib"]
@@ -299,13 +300,13 @@ def targets(fits: list[dict]) -> list[dict]:
                     "met": ratio <= 1.5,
                 }
             )
-    for n in sizes:
-        a, b = get("omnivi", "memory", n), get("totalvi", "memory", n)
+    for source, n in ((s, n) for s in ("memory", "disk") for n in sizes):
+        a, b = get("omnivi", source, n), get("totalvi", source, n)
         if a and b:
             ratio = a["cells_per_second"] / b["cells_per_second"]
             rows.append(
                 {
-                    "target": f"OmniVI >= 1.5x TOTALVI's cells/s at {n:,} cells",
+                    "target": f"OmniVI >= 1.5x TOTALVI's cells/s at {n:,} cells ({source})",
                     "figure": f"{a['cells_per_second']:,.0f} / {b['cells_per_second']:,.0f} = "
                     f"{ratio:.2f}x",
                     "met": ratio >= 1.5,

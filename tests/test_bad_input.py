@@ -226,9 +226,22 @@ def _backed_anndata_trains_from_disk(env: Env) -> None:
     assert adata.isbacked  # read a minibatch at a time, never loaded whole
 
 
-def _backed_mudata(env: Env) -> None:
+def _backed_mudata_trains_from_disk(env: Env) -> None:
     path = env.tmp / "cite.h5mu"
     env.cite().write(path)
+    mdata = md.read_h5mu(path, backed=True)
+    model = setup_cite(mdata)
+    model.train(**QUICK)
+    assert model.get_latent_representation().shape == (mdata.n_obs, 20)
+    assert mdata.isbacked
+
+
+def _backed_mosaic_mudata(env: Env) -> None:
+    mdata = env.cite()
+    with md.set_options(pull_on_update=False):
+        mosaic = md.MuData({"rna": mdata["rna"][:100].copy(), "protein": mdata["protein"]})
+    path = env.tmp / "mosaic.h5mu"
+    mosaic.write(path)
     setup_cite(md.read_h5mu(path, backed=True))
 
 
@@ -480,7 +493,13 @@ CASES = [
     Case("a modality without features", _empty_modality, ValueError, "no features"),
     Case("a view (`adata[mask]`)", lambda e: setup_rna(e.rna()[:50]), ValueError, r"\.copy\(\)"),
     Case("a backed AnnData (`backed='r'`)", _backed_anndata_trains_from_disk, None),
-    Case("a backed MuData", _backed_mudata, ValueError, r"mudata\.read_h5mu\(path\)"),
+    Case("a backed MuData (`backed=True`)", _backed_mudata_trains_from_disk, None),
+    Case(
+        "a backed mosaic MuData",
+        _backed_mosaic_mudata,
+        ValueError,
+        r"mosaic MuData.*backed.*mudata\.read_h5mu\(path\)",
+    ),
     Case(
         "NaN values",
         lambda e: setup_rna(e.with_x(np.where(e.dense() > 3, np.nan, e.dense()))),

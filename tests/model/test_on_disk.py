@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import anndata as ad
+import mudata as md
 import numpy as np
 import pytest
+import scvi
+import torch
 
 from omnivi.data import _validation
 from omnivi.model import OmniVI
@@ -30,6 +33,44 @@ def test_a_backed_anndata_trains_and_encodes_from_disk(
 
     # the same model encodes the data the same from disk and from memory
     in_memory = ad.read_h5ad(path)
+    np.testing.assert_allclose(
+        model.get_latent_representation(in_memory), latent, rtol=1e-5, atol=1e-6
+    )
+
+
+@pytest.mark.real_data
+@pytest.mark.parametrize(
+    ("name", "modalities"),
+    [
+        ("bmmc_cite_small.h5mu", {"rna_layer": "rna", "protein_layer": "adt"}),
+        ("bmmc_multiome_small.h5mu", {"rna_layer": "rna", "atac_layer": "atac"}),
+    ],
+)
+def test_a_backed_mudata_trains_and_encodes_from_disk(
+    real_file, tmp_path, monkeypatch, name, modalities, knn_accuracy, random_embedding_accuracy
+):
+    """Paired RNA + protein or RNA + ATAC read from its file: windows of cells for training."""
+    path = tmp_path / name
+    md.read_h5mu(real_file(name)).write(path)
+    monkeypatch.setattr(_validation, "BLOCK_ROWS", 64)  # checks and depths read by blocks
+    backed = md.read_h5mu(path, backed=True)
+    OmniVI.setup_mudata(backed, batch_key="batch", modalities=modalities)
+    model = OmniVI(backed)
+    scvi.settings.seed = 0
+    model.train(max_epochs=40, enable_progress_bar=False)
+    assert backed.isbacked
+    elbo = model.history["elbo_validation"].to_numpy().ravel()
+    assert elbo[-1] < elbo[0]
+    latent = model.get_latent_representation()
+    labels = backed.obs["cell_type"]
+    assert knn_accuracy(latent, labels) > random_embedding_accuracy(latent.shape, labels) + 0.2
+
+    # the depths the decoders start from, and the latent, are those of the data in memory
+    in_memory = md.read_h5mu(path)
+    OmniVI.setup_mudata(in_memory, batch_key="batch", modalities=modalities)
+    torch.testing.assert_close(
+        OmniVI(in_memory).module.log_depth_mean, model.module.log_depth_mean.cpu()
+    )
     np.testing.assert_allclose(
         model.get_latent_representation(in_memory), latent, rtol=1e-5, atol=1e-6
     )

@@ -25,17 +25,22 @@ def _stored_values(matrix) -> np.ndarray:
     return np.asarray(matrix)
 
 
-def stored_value_blocks(matrix) -> Iterator[np.ndarray]:
-    """Yield the stored values of ``matrix``: at once if in memory, by rows if on disk.
+def row_blocks(matrix) -> Iterator:
+    """Yield ``matrix`` whole if it is in memory, else ``BLOCK_ROWS`` rows at a time.
 
-    A backed AnnData's ``.X`` (an HDF5 dataset, dense or sparse) is read ``BLOCK_ROWS`` rows
-    at a time, so that checking it takes memory for one block only.
+    A backed AnnData's ``.X`` (an HDF5 dataset, dense or sparse) is read a block of rows at
+    a time, so that going through it takes memory for one block only.
     """
     if isinstance(matrix, np.ndarray) or sp.issparse(matrix):
-        yield _stored_values(matrix)
+        yield matrix
         return
     for start in range(0, matrix.shape[0], BLOCK_ROWS):
-        yield _stored_values(matrix[start : start + BLOCK_ROWS])
+        yield matrix[start : start + BLOCK_ROWS]
+
+
+def stored_value_blocks(matrix) -> Iterator[np.ndarray]:
+    """Yield the stored values of ``matrix``, a block of rows at a time (:func:`row_blocks`)."""
+    return (_stored_values(block) for block in row_blocks(matrix))
 
 
 def get_matrix(adata: AnnData, layer: str | None):
@@ -150,11 +155,12 @@ def check_nonnegative(
 
 
 def check_registrable(data: AnnData | MuData, where: str) -> None:
-    """Raise if ``data`` is a view, a backed MuData, or has no cells or no features.
+    """Raise if ``data`` is a view, or has no cells or no features.
 
     scvi-tools registers data in place (``.obs`` columns, ``.uns`` entries), which a view
-    cannot take. A backed AnnData (``read_h5ad(..., backed="r")``) is fine: it is checked
-    and trained on a block of rows at a time, read from disk.
+    cannot take. A backed AnnData (``read_h5ad(..., backed="r")``) or MuData
+    (``read_h5mu(..., backed=True)``) is fine: it is checked and trained on a block of rows at
+    a time, read from disk (mosaic data excepted: :func:`check_mosaic_in_memory`).
 
     Parameters
     ----------
@@ -168,16 +174,25 @@ def check_registrable(data: AnnData | MuData, where: str) -> None:
             f"`{where}` is a view of another object (e.g. `{where}[mask]`), which cannot be "
             f"registered: pass a copy, `{where} = {where}[mask].copy()`."
         )
-    if isinstance(data, MuData) and data.isbacked:
-        raise ValueError(
-            f"`{where}` is a MuData backed by a file (read with backed=True), which omnivi does "
-            f"not read from disk: load it with `{where} = mudata.read_h5mu(path)`. (A backed "
-            "AnnData of RNA, `anndata.read_h5ad(path, backed='r')`, trains from disk.)"
-        )
     if data.n_obs == 0:
         raise ValueError(f"`{where}` has no cells: there is nothing to set up.")
     if data.n_vars == 0:
         raise ValueError(f"`{where}` has no features: there is nothing to set up.")
+
+
+def check_mosaic_in_memory(mdata: MuData) -> None:
+    """Raise if ``mdata`` is mosaic (some cells lack a modality) and backed by a file.
+
+    Mosaic data is padded to every cell in memory, which a file read from disk would have to
+    be loaded for anyway; paired data trains from disk.
+    """
+    if mdata.isbacked:
+        raise ValueError(
+            "`mdata` is a mosaic MuData (some cells lack a modality) backed by a file; omnivi "
+            "pads mosaic data in memory and does not read it from disk: load it with "
+            "`mdata = mudata.read_h5mu(path)`. (A MuData whose modalities all have the same "
+            "cells trains from disk.)"
+        )
 
 
 def check_unique_obs_names(adata: AnnData, where: str) -> None:

@@ -44,6 +44,7 @@ from omnivi.data._validation import (
     check_global_obs_keys,
     check_modalities,
     check_modalities_share_cells,
+    check_mosaic_in_memory,
     check_nonnegative,
     check_registrable,
 )
@@ -214,6 +215,7 @@ class MultimodalSetupMixin:
         from_reference = "source_registry" in kwargs  # a query: it may lack a modality
         registered = mdata
         if mosaic:
+            check_mosaic_in_memory(mdata)
             if not from_reference:
                 check_modalities_share_cells(modality_presence(mdata, list(modelled)))
             check_global_obs_keys(mdata, modalities, obs_keys)

@@ -18,6 +18,7 @@ from scvi.model.base import ArchesMixin, BaseModelClass, UnsupervisedTrainingMix
 
 from omnivi._constants import MODALITY_REGISTRY_KEYS, LatentDistribution
 from omnivi.data._loading import SparseInputDataSplitter, SparseInputLoader
+from omnivi.data._validation import row_blocks
 from omnivi.model._annotation import AnnotationMixin
 from omnivi.model._base import MultimodalSetupMixin
 from omnivi.model._plans import (
@@ -192,11 +193,17 @@ class OmniVI(
             has = observed[:, self.modalities.index(modality)]
             if not has.any():
                 continue
-            matrix = sparse.csr_matrix(
-                self.adata_manager.get_from_registry(MODALITY_REGISTRY_KEYS[modality])
-            )[has]
-            depth = (matrix > 0).sum(axis=1) if modality == "atac" else matrix.sum(axis=1)
-            means[modality] = float(np.log1p(np.asarray(depth, dtype=np.float64)).mean())
+            matrix = self.adata_manager.get_from_registry(MODALITY_REGISTRY_KEYS[modality])
+            depth = np.concatenate(
+                [
+                    np.asarray(
+                        (block > 0).sum(axis=1) if modality == "atac" else block.sum(axis=1),
+                        dtype=np.float64,
+                    ).ravel()
+                    for block in row_blocks(matrix)  # from disk a block of rows at a time
+                ]
+            )
+            means[modality] = float(np.log1p(depth[has]).mean())
         return means
 
     def _batches_with_modality(self) -> dict[str, list[int]]:
