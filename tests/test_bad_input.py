@@ -701,6 +701,12 @@ CASES = [
         None,
     ),
     Case(
+        "mixing novelty of all the training data",
+        lambda e: e.model.get_novelty_scores(),
+        ValueError,
+        "not scored themselves.*indices=.*method='distance'",
+    ),
+    Case(
         "query cells sharing no measured modality (mixing novelty)",
         _mosaic_query_without_shared_modality,
         ValueError,

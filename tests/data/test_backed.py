@@ -10,7 +10,8 @@ import torch
 from scvi import REGISTRY_KEYS
 from scvi.dataloaders import AnnDataLoader
 
-from omnivi.data import SpanReadLoader, SparseInputDataSplitter
+from omnivi.data import SpanReadLoader, SparseInputDataSplitter, _validation
+from omnivi.data._validation import matrix_rows
 from omnivi.model import OmniVI
 
 pytestmark = pytest.mark.real_data
@@ -145,3 +146,19 @@ def test_the_splitter_reads_spans_from_a_backed_anndata_only(rna, backed_manager
 def test_bad_span_settings_are_refused(backed_manager):
     with pytest.raises(ValueError, match="span_rows and spans_per_read must be positive"):
         SpanReadLoader(backed_manager, _cells(), batch_size=BATCH_SIZE, span_rows=0)
+
+
+@pytest.mark.parametrize("dense", [False, True])
+def test_matrix_rows_reads_any_rows_from_disk_in_their_order(rna, tmp_path, monkeypatch, dense):
+    if dense:
+        rna.X = rna.X.toarray()
+    path = tmp_path / "rna.h5ad"
+    rna.write_h5ad(path)
+    monkeypatch.setattr(_validation, "BLOCK_ROWS", 64)
+    on_disk = ad.read_h5ad(path, backed="r").X
+    counts = rna.X.toarray() if not dense else rna.X
+    rows = np.random.default_rng(0).permutation(N_CELLS)[:250]  # unsorted, across blocks
+    np.testing.assert_array_equal(matrix_rows(on_disk, rows).toarray(), counts[rows])
+    np.testing.assert_array_equal(matrix_rows(on_disk).toarray(), counts)
+    np.testing.assert_array_equal(matrix_rows(rna.X, rows).toarray(), counts[rows])
+    assert matrix_rows(on_disk, np.array([], dtype=int)).shape == (0, rna.n_vars)

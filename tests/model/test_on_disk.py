@@ -76,6 +76,46 @@ def test_a_backed_mudata_trains_and_encodes_from_disk(
     )
 
 
+@pytest.mark.real_data
+def test_a_backed_anndata_with_labels_annotates_and_maps_from_disk(real_file, tmp_path):
+    """Labels (classifier, novelty reference) and a backed query, read from their files."""
+    rna = md.read_h5mu(real_file("bmmc_cite_small.h5mu"))["rna"].copy()
+    path = tmp_path / "rna.h5ad"
+    rna.write_h5ad(path)
+    backed = ad.read_h5ad(path, backed="r")
+    OmniVI.setup_anndata(backed, batch_key="batch", labels_key="cell_type")
+    model = OmniVI(backed)
+    scvi.settings.seed = 0
+    model.train(max_epochs=20, enable_progress_bar=False)
+    predicted = model.predict()
+    assert (predicted == rna.obs["cell_type"].to_numpy()).mean() > 0.3  # 41 types
+
+    # cells asked for out of order come in that order, from disk as from memory
+    in_memory = ad.read_h5ad(path)
+    np.testing.assert_array_equal(model.predict(in_memory), predicted)
+    shuffled = np.random.default_rng(0).permutation(rna.n_obs)[:300]
+    np.testing.assert_allclose(
+        model.get_latent_representation(backed, indices=shuffled),
+        model.get_latent_representation(in_memory, indices=shuffled),
+        rtol=1e-5,
+        atol=1e-6,
+    )
+    scored = np.arange(0, 600, 3)
+    assert len(model.get_novelty_scores(backed, indices=scored)) == len(scored)
+    # the same cells as another object (a query): the same scores from disk as from memory
+    from_disk, from_memory = (
+        model.get_novelty_scores(data, indices=scored)["novelty_score"]
+        for data in (ad.read_h5ad(path, backed="r"), in_memory)
+    )
+    np.testing.assert_allclose(from_disk, from_memory)
+
+    query = OmniVI.prepare_query_anndata(ad.read_h5ad(path, backed="r"), model)
+    assert not query.isbacked  # a new object in memory
+    query_model = OmniVI.load_query_data(query, model)
+    query_model.train(max_epochs=2, enable_progress_bar=False)
+    assert query_model.get_latent_representation().shape == (rna.n_obs, 20)
+
+
 def test_checks_of_a_backed_anndata_find_bad_values_in_any_block(
     synthetic_rna, tmp_path, monkeypatch
 ):

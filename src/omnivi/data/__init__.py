@@ -1,6 +1,6 @@
 """Data: real data sets, simulated examples, input validation, training minibatches."""
 
-from ._backed import SpanReadLoader
+from ._backed import RequestedOrderLoader, SpanReadLoader
 from ._datasets import DATA_DIR_ENV, find_data_dir, read_dataset
 from ._loading import SparseInputDataSplitter, SparseInputLoader
 from ._simulate import RARE_TYPE, simulate_cite_seq
@@ -8,6 +8,7 @@ from ._simulate import RARE_TYPE, simulate_cite_seq
 __all__ = [
     "DATA_DIR_ENV",
     "RARE_TYPE",
+    "RequestedOrderLoader",
     "SpanReadLoader",
     "SparseInputDataSplitter",
     "SparseInputLoader",

@@ -149,3 +149,38 @@ def _stack(parts: list):
 
 def _n_rows(read: dict) -> int:
     return next(iter(read.values())).shape[0]
+
+
+class RequestedOrderLoader:
+    """Minibatches of a backed AnnData or MuData with their cells in the order asked for.
+
+    scvi-tools' dataset reads a minibatch of a backed object with its cells sorted (HDF5 reads
+    rows in increasing order), so cells asked for out of order would come back in another
+    order than asked, every field alike. This puts each minibatch's rows back in the order of
+    ``indices``.
+
+    Parameters
+    ----------
+    loader
+        scvi-tools' :class:`~scvi.dataloaders.AnnDataLoader` of ``indices``, not shuffled,
+        with dense minibatches (``load_sparse_tensor=False``).
+    indices
+        The cells asked for, in the order wanted.
+    batch_size
+        The loader's minibatch size.
+    """
+
+    def __init__(self, loader, indices: np.ndarray, batch_size: int):
+        self.loader = loader
+        self.indices = np.asarray(indices)
+        self.batch_size = batch_size
+
+    def __len__(self) -> int:
+        return len(self.loader)
+
+    def __iter__(self) -> Iterator[dict[str, torch.Tensor]]:
+        starts = range(0, len(self.indices), self.batch_size)
+        for start, batch in zip(starts, self.loader, strict=True):
+            asked = self.indices[start : start + self.batch_size]
+            rows = torch.as_tensor(np.argsort(np.argsort(asked, kind="stable"), kind="stable"))
+            yield {key: value[rows] for key, value in batch.items()}

@@ -10,7 +10,7 @@ from anndata import AnnData
 from mudata import MuData
 from scipy import sparse
 
-from omnivi.data._validation import get_matrix, matrix_anndata
+from omnivi.data._validation import get_matrix, matrix_anndata, matrix_rows
 
 #: Below this fraction of the reference's features present in the query, a warning is given.
 MIN_SHARED_FEATURE_FRACTION = 0.8
@@ -51,7 +51,7 @@ def align_features(
             UserWarning,
             stacklevel=3,
         )
-    matrix = sparse.csr_matrix(get_matrix(adata, layer), dtype=np.float32)
+    matrix = matrix_rows(get_matrix(adata, layer)).astype(np.float32, copy=False)
     present = np.flatnonzero(columns >= 0)
     selector = sparse.csr_matrix(
         (np.ones(shared, dtype=np.float32), (columns[present], present)),

@@ -38,6 +38,27 @@ def row_blocks(matrix) -> Iterator:
         yield matrix[start : start + BLOCK_ROWS]
 
 
+def matrix_rows(matrix, rows: np.ndarray | None = None) -> sp.csr_matrix:
+    """Return ``rows`` of ``matrix`` (``None``: all) as a CSR matrix in memory, in that order.
+
+    A matrix on disk (the ``.X`` of a backed AnnData or MuData modality) is read in blocks of
+    ``BLOCK_ROWS`` of the requested rows, in increasing order as HDF5 requires.
+    """
+    if isinstance(matrix, np.ndarray) or sp.issparse(matrix):
+        return sp.csr_matrix(matrix if rows is None else matrix[np.asarray(rows)])
+    if rows is None:
+        return sp.vstack([sp.csr_matrix(block) for block in row_blocks(matrix)], format="csr")
+    rows = np.asarray(rows)
+    order = np.argsort(rows, kind="stable")
+    ascending = rows[order]
+    blocks = [
+        sp.csr_matrix(matrix[ascending[start : start + BLOCK_ROWS]])
+        for start in range(0, len(ascending), BLOCK_ROWS)
+    ]
+    stacked = sp.vstack(blocks, format="csr") if blocks else sp.csr_matrix((0, matrix.shape[1]))
+    return stacked[np.argsort(order, kind="stable")]
+
+
 def stored_value_blocks(matrix) -> Iterator[np.ndarray]:
     """Yield the stored values of ``matrix``, a block of rows at a time (:func:`row_blocks`)."""
     return (_stored_values(block) for block in row_blocks(matrix))

@@ -390,6 +390,14 @@ class AnnotationMixin:
         manager = self.get_anndata_manager(adata, required=True)
         if manager.adata.uns[_SCVI_UUID_KEY] == reference["data"]:  # the training data
             kept &= ~np.isin(reference["indices"], _as_indices(indices, manager.adata.n_obs))
+        if kept.sum() < self.novelty_k:
+            raise ValueError(
+                f"The mixing score compares the scored cells with {self.novelty_k} "
+                f"(novelty_k) or more reference cells that are not scored themselves and have "
+                f"their modalities; {int(kept.sum())} remain, because the training data scored "
+                "here includes the model's reference cells. Score query data, or a part of the "
+                "training data (indices=...), or use method='distance'."
+            )
         pool = reference["input"][kept][:, self.novelty_space_.columns(shared)]
         matrices = self._input_matrices(adata, indices)
         query = self.novelty_space_.transform([matrices[i] for i in shared], shared)

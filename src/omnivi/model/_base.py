@@ -11,8 +11,7 @@ import pandas as pd
 import torch
 from anndata import AnnData
 from mudata import MuData
-from scipy import sparse
-from scvi import REGISTRY_KEYS
+from scvi import REGISTRY_KEYS, settings
 from scvi.data import AnnDataManager
 from scvi.data._constants import (
     _FIELD_REGISTRIES_KEY,
@@ -36,6 +35,7 @@ from omnivi._constants import (
     MODALITY_MASK_KEY,
     MODALITY_REGISTRY_KEYS,
 )
+from omnivi.data import RequestedOrderLoader
 from omnivi.data._loading import with_cell_axis
 from omnivi.data._mosaic import is_mosaic, modality_presence, pad_mosaic
 from omnivi.data._query import check_same_features
@@ -47,6 +47,7 @@ from omnivi.data._validation import (
     check_mosaic_in_memory,
     check_nonnegative,
     check_registrable,
+    matrix_rows,
 )
 from omnivi.model._saved import (
     SavedModel,
@@ -467,14 +468,38 @@ class MultimodalSetupMixin:
         observed = np.asarray(manager.get_from_registry(MODALITY_MASK_KEY)) > 0
         return observed if indices is None else observed[np.asarray(indices)]
 
+    def _make_data_loader(
+        self,
+        adata: AnnData | MuData,
+        indices: Sequence[int] | None = None,
+        batch_size: int | None = None,
+        shuffle: bool = False,
+        **kwargs,
+    ):
+        """scvi-tools' loader; from a file, its minibatches keep the order of ``indices``.
+
+        scvi-tools reads the cells of a minibatch from a backed object in increasing order;
+        cells asked for in another order are put back in it
+        (:class:`~omnivi.data.RequestedOrderLoader`, with dense minibatches).
+        """
+        manager = self.get_anndata_manager(adata)
+        backed = manager is not None and manager.adata.isbacked
+        if indices is None or shuffle or not backed or _ascending(indices):
+            return super()._make_data_loader(adata, indices, batch_size, shuffle, **kwargs)
+        batch_size = batch_size or settings.batch_size
+        kwargs["load_sparse_tensor"] = False
+        loader = super()._make_data_loader(adata, indices, batch_size, shuffle, **kwargs)
+        return RequestedOrderLoader(loader, indices, batch_size)
+
     def _input_matrices(
         self, adata: AnnData | MuData | None = None, indices: Sequence[int] | None = None
     ) -> list:
-        """Return each modality's registered data (rows ``indices``; ``None`` for all)."""
-        matrices = [self._manager_of(adata).get_from_registry(k) for k in self._modality_keys()]
-        if indices is None:
-            return matrices
-        return [sparse.csr_matrix(matrix)[np.asarray(indices)] for matrix in matrices]
+        """Return each modality's registered data as CSR (rows ``indices``; ``None`` for all).
+
+        Data on disk is read a block of rows at a time (:func:`matrix_rows`).
+        """
+        manager = self._manager_of(adata)
+        return [matrix_rows(manager.get_from_registry(k), indices) for k in self._modality_keys()]
 
     def _n_cats_per_cov(self) -> list[int] | None:
         """Return the number of categories of each categorical covariate; ``None`` without any."""
@@ -583,3 +608,9 @@ class MultimodalSetupMixin:
                 f"{what} needs cell-type labels: register them with "
                 f"`{type(self).__name__}.setup_anndata(..., labels_key=...)` (or setup_mudata)."
             )
+
+
+def _ascending(indices: Sequence[int] | np.ndarray) -> bool:
+    """Whether ``indices`` (positions, or a boolean mask) list cells in increasing order."""
+    indices = np.asarray(indices)
+    return indices.dtype == bool or bool(np.all(np.diff(indices) >= 0))

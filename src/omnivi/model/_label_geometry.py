@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import numpy as np
-from scipy import sparse
 from scvi import REGISTRY_KEYS
 from scvi.data import AnnDataManager
 
 from omnivi._constants import MODALITY_MASK_KEY, MODALITY_REGISTRY_KEYS
+from omnivi.data._validation import matrix_rows
 from omnivi.model._input_pca import InputPCA
 
 
@@ -63,7 +63,7 @@ def reference_centroid_distances(
     """
     labelled = codes != unlabeled_code
     kept = codes[labelled]
-    matrices = [sparse.csr_matrix(matrix)[labelled] for matrix in matrices]
+    matrices = [matrix_rows(matrix, np.flatnonzero(labelled)) for matrix in matrices]
     if observed is None:
         observed = np.ones((len(kept), len(matrices)), dtype=bool)
     else:
@@ -115,8 +115,7 @@ def training_cell_statistics(
     if not (codes != unlabeled_code).any():
         return {}
     matrices = [
-        sparse.csr_matrix(manager.get_from_registry(MODALITY_REGISTRY_KEYS[m]))[rows]
-        for m in modalities
+        matrix_rows(manager.get_from_registry(MODALITY_REGISTRY_KEYS[m]), rows) for m in modalities
     ]
     observed = None
     if MODALITY_MASK_KEY in manager.data_registry:

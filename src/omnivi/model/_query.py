@@ -21,7 +21,8 @@ if TYPE_CHECKING:
 class QueryPreparationMixin:
     """Lay query data out like a reference model's data, for mapping or annotation.
 
-    A prepared query is a new object: the user's query is never modified. For a model set up
+    A prepared query is a new object in memory: the user's query is never modified (a query
+    backed by its file is read a block of rows at a time into it). For a model set up
     with ``setup_mudata`` the prepared query is a MuData with the reference's modalities;
     a modality the query lacks is added without cells, so the query is mosaic data
     (its cells get a latent from what they have, and the missing modality imputed).
