@@ -12,14 +12,48 @@ from anndata.abc import CSCDataset, CSRDataset
 from scvi.data import AnnDataManager
 from scvi.data._utils import scipy_to_torch_sparse
 
-#: Consecutive rows of the file that one read covers (at 1M cells x 2,000 genes, about 5 us
-#: per cell read this way against 40-80 us per cell for anndata's cell-by-cell reads of a
-#: random minibatch; ``benchmarks/scale.py``).
-SPAN_ROWS = 1024
-#: Spans read together and shuffled into minibatches (16,384 cells at most).
-SPANS_PER_READ = 16
+#: Consecutive rows of the file that one read covers: tiledbsoma-ml's chunk of 64 cells. At
+#: 1M cells x 2,000 genes a window of 64 rows costs about 2 us per cell to read, against
+#: 40-80 us per cell for anndata's cell-by-cell reads of a random minibatch
+#: (``benchmarks/backed_reads.py``).
+SPAN_ROWS = 64
+#: Windows read together and shuffled into minibatches (16,384 cells at most).
+SPANS_PER_READ = 256
 
 _ON_DISK = (CSRDataset, CSCDataset, h5py.Dataset)
+
+
+class StoredCsrRows:
+    """Consecutive rows of a CSR matrix in a file, each window read with two HDF5 reads.
+
+    anndata's slicing of a backed CSR matrix costs about 3.5 ms a call at 1M cells whatever
+    the rows asked for; this keeps the row pointers in memory (8 bytes a cell) and reads only
+    the window's stored values and column indices.
+
+    Parameters
+    ----------
+    matrix
+        The backed matrix (e.g. a backed AnnData's ``.X``).
+    """
+
+    def __init__(self, matrix: CSRDataset):
+        self.indptr = matrix.group["indptr"][:]
+        self.data = matrix.group["data"]
+        self.indices = matrix.group["indices"]
+        self.shape = matrix.shape
+
+    def __getitem__(self, rows: slice) -> sp.csr_matrix:
+        """Return rows ``rows.start`` to ``rows.stop`` (a slice of consecutive rows)."""
+        lo, hi = self.indptr[rows.start], self.indptr[rows.stop]
+        return sp.csr_matrix(
+            (self.data[lo:hi], self.indices[lo:hi], self.indptr[rows.start : rows.stop + 1] - lo),
+            shape=(rows.stop - rows.start, self.shape[1]),
+        )
+
+
+def window_reader(matrix):
+    """Return what reads ``matrix[start:stop]`` cheapest: :class:`StoredCsrRows` for CSR."""
+    return StoredCsrRows(matrix) if isinstance(matrix, CSRDataset) else matrix
 
 
 class SpanReadLoader:
@@ -82,7 +116,7 @@ class SpanReadLoader:
         self.spans_per_read = spans_per_read
         dataset = adata_manager.create_torch_dataset()
         self.on_disk = {
-            key: (data, dataset.keys_and_dtypes[key])
+            key: (window_reader(data), dataset.keys_and_dtypes[key])
             for key, data in dataset.data.items()
             if isinstance(data, _ON_DISK)
         }
