@@ -162,3 +162,63 @@ def test_matrix_rows_reads_any_rows_from_disk_in_their_order(rna, tmp_path, monk
     np.testing.assert_array_equal(matrix_rows(on_disk).toarray(), counts)
     np.testing.assert_array_equal(matrix_rows(rna.X, rows).toarray(), counts[rows])
     assert matrix_rows(on_disk, np.array([], dtype=int)).shape == (0, rna.n_vars)
+
+
+@pytest.mark.parametrize("shuffle", [True, False])
+def test_distributed_processes_read_their_own_cells_and_as_many_minibatches(
+    backed_manager, shuffle
+):
+    """Two processes (ranks 0 and 1) draw the same deal of windows and never share a cell."""
+
+    def epochs(rank: int) -> list[list[np.ndarray]]:
+        loader = SpanReadLoader(
+            backed_manager,
+            _cells(),
+            batch_size=BATCH_SIZE,
+            shuffle=shuffle,
+            span_rows=SPAN_ROWS,
+            spans_per_read=3,
+            drop_last=True,
+            rank=rank,
+            world_size=2,
+        )
+        assert len(loader) == (540 - SPAN_ROWS) // 2 // BATCH_SIZE == 3
+        return [[_positions(b) for b in loader] for _ in range(2)]
+
+    torch.manual_seed(0)
+    first = epochs(0)
+    torch.manual_seed(1)  # the deal must not depend on torch's state, which processes differ in
+    second = epochs(1)
+    for own, other in zip(first, second, strict=True):
+        assert [len(b) for b in own] == [len(b) for b in other] == [BATCH_SIZE] * 3
+        own, other = np.concatenate(own), np.concatenate(other)
+        assert len(np.unique(own)) == len(own)
+        assert not np.intersect1d(own, other).size
+        assert np.isin(np.concatenate([own, other]), _cells()).all()
+    if shuffle:  # a new deal every epoch
+        cells_by_epoch = [np.sort(np.concatenate(epoch)) for epoch in first]
+        assert not np.array_equal(*cells_by_epoch)
+
+
+def test_too_few_cells_for_the_processes_are_refused(backed_manager):
+    with pytest.raises(ValueError, match="too few to give each of 8 processes"):
+        SpanReadLoader(
+            backed_manager, _cells(100), BATCH_SIZE, drop_last=True, rank=0, world_size=8
+        )
+
+
+def test_distributed_validation_reads_every_cell_once(backed_manager):
+    """Without drop_last (validation) each process gives all its cells."""
+    cells = _cells(100)
+    positions = [
+        np.concatenate(
+            [
+                _positions(b)
+                for b in SpanReadLoader(
+                    backed_manager, cells, BATCH_SIZE, span_rows=SPAN_ROWS, rank=r, world_size=2
+                )
+            ]
+        )
+        for r in (0, 1)
+    ]
+    np.testing.assert_array_equal(np.sort(np.concatenate(positions)), np.sort(cells))

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from itertools import islice
 
 import h5py
 import numpy as np
 import scipy.sparse as sp
 import torch
 from anndata.abc import CSCDataset, CSRDataset
+from scvi import settings
 from scvi.data import AnnDataManager
 from scvi.data._utils import scipy_to_torch_sparse
 
@@ -81,13 +83,20 @@ class SpanReadLoader:
     shuffle
         Whether to shuffle the cells (the order of the windows, and the cells of each read).
     drop_last
-        Whether to leave out the epoch's last, smaller minibatch.
+        Whether to leave out the epoch's last, smaller minibatch; in a distributed run, also
+        to give as many minibatches in every process (what training needs).
     load_sparse_tensor
         Whether sparse matrices give sparse tensors (else dense ones).
     span_rows
         Consecutive rows of the file per window.
     spans_per_read
         Windows read and shuffled together.
+    rank, world_size
+        This process's rank and the number of processes of a distributed run. Each process
+        reads its own windows, dealt by cell count in an order every process draws alike
+        (from ``scvi.settings.seed`` and the epoch). With ``drop_last``, every process gives
+        as many full minibatches as the process with the fewest cells has, and the few cells
+        beyond are left out of that epoch; without, each gives all its cells.
     """
 
     def __init__(
@@ -100,6 +109,8 @@ class SpanReadLoader:
         load_sparse_tensor: bool = False,
         span_rows: int = SPAN_ROWS,
         spans_per_read: int = SPANS_PER_READ,
+        rank: int = 0,
+        world_size: int = 1,
     ):
         if span_rows < 1 or spans_per_read < 1:
             raise ValueError(
@@ -114,6 +125,20 @@ class SpanReadLoader:
         self.drop_last = drop_last
         self.load_sparse_tensor = load_sparse_tensor
         self.spans_per_read = spans_per_read
+        self.rank, self.world_size = rank, world_size
+        self._epochs = 0
+        # the greedy deal leaves processes at most one window's cells apart
+        widest = max(len(s) for s in self.spans)
+        fewest = (self.n_cells - (world_size - 1) * widest) // world_size
+        most = -(-(self.n_cells + (world_size - 1) * widest) // world_size)
+        self._batches_per_process = (
+            max(fewest, 0) // batch_size if drop_last else -(-most // batch_size)
+        )
+        if world_size > 1 and self._batches_per_process == 0:
+            raise ValueError(
+                f"{self.n_cells} cells are too few to give each of {world_size} processes a "
+                f"minibatch of {batch_size}; use fewer processes or a smaller batch_size."
+            )
         dataset = adata_manager.create_torch_dataset()
         self.on_disk = {
             key: (window_reader(data), dataset.keys_and_dtypes[key])
@@ -124,14 +149,36 @@ class SpanReadLoader:
         self.in_memory = adata_manager.create_torch_dataset(data_and_attributes=in_memory)
 
     def __len__(self) -> int:
+        if self.world_size > 1:
+            return self._batches_per_process
         full, rest = divmod(self.n_cells, self.batch_size)
         return full + (rest > 0 and not self.drop_last)
 
     def __iter__(self) -> Iterator[dict[str, torch.Tensor]]:
-        # one draw from torch's generator per epoch, so that scvi-tools' seed decides the order
-        rng = np.random.default_rng(int(torch.randint(2**62, ())))
-        order = rng.permutation(len(self.spans)) if self.shuffle else range(len(self.spans))
-        order = np.asarray(order)
+        self._epochs += 1
+        if self.world_size > 1:  # every process draws the same order
+            rng = np.random.default_rng([settings.seed or 0, self._epochs])
+        else:  # one draw from torch's generator, so that scvi-tools' seed decides the order
+            rng = np.random.default_rng(int(torch.randint(2**62, ())))
+        order = rng.permutation(len(self.spans)) if self.shuffle else np.arange(len(self.spans))
+        if self.world_size == 1:
+            return self._minibatches(order, rng)
+        minibatches = self._minibatches(self._own_spans(order), rng)
+        return islice(minibatches, len(self)) if self.drop_last else minibatches
+
+    def _own_spans(self, order: np.ndarray) -> np.ndarray:
+        """Return the windows of ``order`` dealt to this process (each to the fewest cells)."""
+        cells = np.zeros(self.world_size, dtype=np.int64)
+        owner = np.empty(len(order), dtype=np.int64)
+        for position, span in enumerate(order):
+            owner[position] = cells.argmin()
+            cells[owner[position]] += len(self.spans[span])
+        return order[owner == self.rank]
+
+    def _minibatches(
+        self, order: np.ndarray, rng: np.random.Generator
+    ) -> Iterator[dict[str, torch.Tensor]]:
+        """Minibatches of the windows of ``order``, ``spans_per_read`` windows a read."""
         carried: dict | None = None
         for start in range(0, len(order), self.spans_per_read):
             read = self._read(np.sort(order[start : start + self.spans_per_read]))

@@ -42,7 +42,7 @@ class SparseInputDataSplitter(DataSplitter):
         For an AnnData backed by its file: training and validation cells are read in windows
         of this many consecutive rows (:class:`~omnivi.data.SpanReadLoader`), one contiguous
         read each, instead of one cell at a time. ``None`` reads each minibatch's cells as
-        scvi-tools does. Distributed training always reads as scvi-tools does.
+        scvi-tools does. Under distributed training each process reads its own windows.
     spans_per_read
         Windows read together and shuffled into minibatches.
     **kwargs
@@ -67,7 +67,11 @@ class SparseInputDataSplitter(DataSplitter):
         """Return the training minibatches (from a backed AnnData: read a span at a time)."""
         if not self._reads_spans():
             return super().train_dataloader()
-        return self._span_loader(self.train_idx, shuffle=True, drop_last=self.drop_last)
+        distributed = self.data_loader_kwargs.get("distributed_sampler", False)
+        # every process of a distributed run takes as many steps
+        return self._span_loader(
+            self.train_idx, shuffle=True, drop_last=self.drop_last or distributed
+        )
 
     def val_dataloader(self):
         """Return the validation minibatches (from a backed AnnData: read a span at a time)."""
@@ -76,13 +80,17 @@ class SparseInputDataSplitter(DataSplitter):
         return self._span_loader(self.val_idx, shuffle=False, drop_last=False)
 
     def _reads_spans(self) -> bool:
-        return (
-            self.adata_manager.adata.isbacked
-            and self.span_rows is not None
-            and not self.data_loader_kwargs.get("distributed_sampler", False)
-        )
+        return self.adata_manager.adata.isbacked and self.span_rows is not None
 
     def _span_loader(self, indices, shuffle: bool, drop_last: bool) -> SpanReadLoader:
+        distributed = self.data_loader_kwargs.get("distributed_sampler", False)
+        if distributed and torch.distributed.is_initialized():
+            processes = {
+                "rank": torch.distributed.get_rank(),
+                "world_size": torch.distributed.get_world_size(),
+            }
+        else:
+            processes = {}
         return SpanReadLoader(
             self.adata_manager,
             indices,
@@ -92,6 +100,7 @@ class SparseInputDataSplitter(DataSplitter):
             load_sparse_tensor=self.load_sparse_tensor,
             span_rows=self.span_rows,
             spans_per_read=self.spans_per_read,
+            **processes,
         )
 
     def on_after_batch_transfer(self, batch: dict, dataloader_idx: int) -> dict:
