@@ -2,7 +2,8 @@
 
 Setup, training with and without labels, latents, imputation, annotation, novelty, cell-type
 representations, save / load, reference mapping, OmniCL and the command line, all on a small
-simulated CITE-seq data set (and RNA + sparse ATAC, for ATAC's sparse minibatches), with the
+simulated CITE-seq data set (and RNA + sparse ATAC, for ATAC's sparse minibatches; and the
+data read from its file, backed), with the
 models trained on ``--device`` (``cuda`` by default). Without a CUDA GPU it says so and exits
 0; ``--device cpu`` runs the same checks on the CPU (how the test suite checks this script).
 
@@ -95,6 +96,31 @@ def checks(device: str, workdir: Path) -> dict[str, Callable[[], Any]]:
         model.train(**options)
         accessibility = model.get_accessibility_estimates(return_numpy=True)
         return on_device(model), accessibility.shape
+
+    def from_disk():
+        """A backed MuData with labels: windows of cells read from the file into training on
+        the device; outputs of cells asked for out of order come in that order."""
+        path = workdir / "backed.h5mu"
+        mdata.write(path)
+        data = md.read_h5mu(path, backed=True)
+        omnivi.model.OmniVI.setup_mudata(
+            data,
+            batch_key="batch",
+            labels_key="cell_type",
+            modalities={"rna_layer": "rna", "protein_layer": "protein"},
+        )
+        model = omnivi.model.OmniVI(data)
+        model.train(**options)
+        shuffled = np.random.default_rng(0).permutation(mdata.n_obs)[:200]
+        in_memory = md.read_h5mu(path)
+        from_file = model.get_latent_representation(indices=shuffled)
+        if not np.allclose(
+            from_file, model.get_latent_representation(in_memory, indices=shuffled), atol=1e-5
+        ):
+            raise AssertionError("cells read from the file come in another order")
+        return on_device(model), float(
+            np.mean(model.predict() == mdata.obs["cell_type"].to_numpy())
+        )
 
     def latent():
         model = state["unlabelled"]
@@ -196,6 +222,9 @@ def checks(device: str, workdir: Path) -> dict[str, Callable[[], Any]]:
         ),
         "OmniVI on RNA + sparse ATAC, 5% (dense product): train, accessibility": (
             lambda: multiome(0.05)
+        ),
+        "OmniVI from a backed MuData (labels): train, latent in the order asked, predict": (
+            from_disk
         ),
         "latent (joint, one modality), store_latent": latent,
         "imputation, normalised expression": imputation,

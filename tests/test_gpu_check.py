@@ -21,7 +21,7 @@ def test_every_check_passes_on_the_cpu(tmp_path):
     )
     assert completed.returncode == 0, completed.stdout[-3000:] + completed.stderr[-3000:]
     checks = json.loads(out.read_text())["checks"]
-    assert len(checks) == 14
+    assert len(checks) == 15
     assert all(check["status"] == "PASS" for check in checks), checks
 
 
