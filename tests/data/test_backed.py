@@ -162,6 +162,9 @@ def test_matrix_rows_reads_any_rows_from_disk_in_their_order(rna, tmp_path, monk
     np.testing.assert_array_equal(matrix_rows(on_disk).toarray(), counts)
     np.testing.assert_array_equal(matrix_rows(rna.X, rows).toarray(), counts[rows])
     assert matrix_rows(on_disk, np.array([], dtype=int)).shape == (0, rna.n_vars)
+    mask = np.zeros(N_CELLS, dtype=bool)
+    mask[rows] = True  # a boolean mask gives the rows in increasing order
+    np.testing.assert_array_equal(matrix_rows(on_disk, mask).toarray(), counts[np.sort(rows)])
 
 
 @pytest.mark.parametrize("shuffle", [True, False])

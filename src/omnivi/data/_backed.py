@@ -1,4 +1,4 @@
-"""Training minibatches of an AnnData backed by its file, read a span of cells at a time."""
+"""Minibatches of an AnnData or MuData backed by its file: windows of cells, order kept."""
 
 from __future__ import annotations
 
@@ -59,7 +59,7 @@ def window_reader(matrix):
 
 
 class SpanReadLoader:
-    """Minibatches of a backed AnnData, read from its file a span of consecutive cells at once.
+    """Minibatches of a backed AnnData or MuData, read from its file a window of cells at once.
 
     anndata reads the cells of a random minibatch from an ``.h5ad`` one at a time (two HDF5
     reads per cell), and each read costs more the larger the file. This loader reads the
@@ -75,7 +75,7 @@ class SpanReadLoader:
     Parameters
     ----------
     adata_manager
-        The model's data manager, of a backed AnnData.
+        The model's data manager, of a backed AnnData or MuData.
     indices
         Cells to read (positions in the AnnData).
     batch_size
@@ -194,7 +194,7 @@ class SpanReadLoader:
             yield self._minibatch(carried, np.arange(_n_rows(carried)))
 
     def _read(self, spans: np.ndarray) -> dict:
-        """Rows of the cells of ``spans`` (in file order): one read per span for disk fields."""
+        """Rows of the cells of ``spans`` (in file order), each window read whole from disk."""
         cells = np.concatenate([self.spans[i] for i in spans])
         read = self.in_memory[cells]
         for key, (data, dtype) in self.on_disk.items():

@@ -39,9 +39,9 @@ class SparseInputDataSplitter(DataSplitter):
     keep_sparse
         Registry keys whose sparse minibatches the module receives as sparse tensors.
     span_rows
-        For an AnnData backed by its file: training and validation cells are read in windows
-        of this many consecutive rows (:class:`~omnivi.data.SpanReadLoader`), one contiguous
-        read each, instead of one cell at a time. ``None`` reads each minibatch's cells as
+        For an AnnData or MuData backed by its file: training and validation cells are read
+        in windows of this many consecutive rows (:class:`~omnivi.data.SpanReadLoader`), one
+        window at a time, instead of one cell at a time. ``None`` reads each minibatch's cells as
         scvi-tools does. Under distributed training each process reads its own windows.
     spans_per_read
         Windows read together and shuffled into minibatches.
@@ -67,10 +67,9 @@ class SparseInputDataSplitter(DataSplitter):
         """Return the training minibatches (from a backed AnnData: read a span at a time)."""
         if not self._reads_spans():
             return super().train_dataloader()
-        distributed = self.data_loader_kwargs.get("distributed_sampler", False)
         # every process of a distributed run takes as many steps
         return self._span_loader(
-            self.train_idx, shuffle=True, drop_last=self.drop_last or distributed
+            self.train_idx, shuffle=True, drop_last=self.drop_last or self._distributed
         )
 
     def val_dataloader(self):
@@ -79,12 +78,15 @@ class SparseInputDataSplitter(DataSplitter):
             return super().val_dataloader()
         return self._span_loader(self.val_idx, shuffle=False, drop_last=False)
 
+    @property
+    def _distributed(self) -> bool:
+        return bool(self.data_loader_kwargs.get("distributed_sampler", False))
+
     def _reads_spans(self) -> bool:
         return self.adata_manager.adata.isbacked and self.span_rows is not None
 
     def _span_loader(self, indices, shuffle: bool, drop_last: bool) -> SpanReadLoader:
-        distributed = self.data_loader_kwargs.get("distributed_sampler", False)
-        if distributed and torch.distributed.is_initialized():
+        if self._distributed and torch.distributed.is_initialized():
             processes = {
                 "rank": torch.distributed.get_rank(),
                 "world_size": torch.distributed.get_world_size(),

@@ -41,14 +41,17 @@ def row_blocks(matrix) -> Iterator:
 def matrix_rows(matrix, rows: np.ndarray | None = None) -> sp.csr_matrix:
     """Return ``rows`` of ``matrix`` (``None``: all) as a CSR matrix in memory, in that order.
 
-    A matrix on disk (the ``.X`` of a backed AnnData or MuData modality) is read in blocks of
-    ``BLOCK_ROWS`` of the requested rows, in increasing order as HDF5 requires.
+    ``rows`` are positions or a boolean mask. A matrix on disk (the ``.X`` of a backed AnnData
+    or MuData modality) is read in blocks of ``BLOCK_ROWS`` of the requested rows, in
+    increasing order as HDF5 requires.
     """
+    if rows is not None:
+        rows = np.asarray(rows)
+        rows = np.flatnonzero(rows) if rows.dtype == bool else rows
     if isinstance(matrix, np.ndarray) or sp.issparse(matrix):
-        return sp.csr_matrix(matrix if rows is None else matrix[np.asarray(rows)])
+        return sp.csr_matrix(matrix if rows is None else matrix[rows])
     if rows is None:
         return sp.vstack([sp.csr_matrix(block) for block in row_blocks(matrix)], format="csr")
-    rows = np.asarray(rows)
     order = np.argsort(rows, kind="stable")
     ascending = rows[order]
     blocks = [

@@ -63,7 +63,7 @@ def reference_centroid_distances(
     """
     labelled = codes != unlabeled_code
     kept = codes[labelled]
-    matrices = [matrix_rows(matrix, np.flatnonzero(labelled)) for matrix in matrices]
+    matrices = [matrix_rows(matrix, labelled) for matrix in matrices]
     if observed is None:
         observed = np.ones((len(kept), len(matrices)), dtype=bool)
     else:
