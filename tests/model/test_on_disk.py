@@ -13,6 +13,18 @@ from omnivi.data import _validation
 from omnivi.model import OmniVI
 
 
+def _learned_latent(model, labels, margin, knn_accuracy, random_embedding_accuracy):
+    """The latent of a model trained from disk, checked: data still on disk, loss fell, the
+    latent's neighbours share labels ``margin`` above chance."""
+    assert model.adata.isbacked
+    for key in ("elbo_train", "elbo_validation"):
+        elbo = model.history[key].to_numpy().ravel()
+        assert elbo[-1] < elbo[0], key
+    latent = model.get_latent_representation()
+    assert knn_accuracy(latent, labels) > random_embedding_accuracy(latent.shape, labels) + margin
+    return latent
+
+
 def test_a_backed_anndata_trains_and_encodes_from_disk(
     synthetic_rna, tmp_path, monkeypatch, knn_accuracy, random_embedding_accuracy
 ):
@@ -24,12 +36,9 @@ def test_a_backed_anndata_trains_and_encodes_from_disk(
     OmniVI.setup_anndata(backed, batch_key="batch")
     model = OmniVI(backed)
     model.train(max_epochs=30, enable_progress_bar=False)
-    assert backed.isbacked
-    elbo = model.history["elbo_train"].to_numpy().ravel()
-    assert elbo[-1] < elbo[0]
-    latent = model.get_latent_representation()
-    labels = synthetic_rna.obs["cell_type"]
-    assert knn_accuracy(latent, labels) > random_embedding_accuracy(latent.shape, labels) + 0.3
+    latent = _learned_latent(
+        model, synthetic_rna.obs["cell_type"], 0.3, knn_accuracy, random_embedding_accuracy
+    )
 
     # the same model encodes the data the same from disk and from memory
     in_memory = ad.read_h5ad(path)
@@ -58,12 +67,9 @@ def test_a_backed_mudata_trains_and_encodes_from_disk(
     model = OmniVI(backed)
     scvi.settings.seed = 0
     model.train(max_epochs=40, enable_progress_bar=False)
-    assert backed.isbacked
-    elbo = model.history["elbo_validation"].to_numpy().ravel()
-    assert elbo[-1] < elbo[0]
-    latent = model.get_latent_representation()
-    labels = backed.obs["cell_type"]
-    assert knn_accuracy(latent, labels) > random_embedding_accuracy(latent.shape, labels) + 0.2
+    latent = _learned_latent(
+        model, backed.obs["cell_type"], 0.2, knn_accuracy, random_embedding_accuracy
+    )
 
     # the depths the decoders start from, and the latent, are those of the data in memory
     in_memory = md.read_h5mu(path)
