@@ -223,3 +223,20 @@ def test_a_last_training_minibatch_of_one_cell_is_skipped(soma_query):
     model.train(max_epochs=2, datamodule=cells, enable_progress_bar=False)
     assert np.isfinite(model.history["elbo_train"].to_numpy(dtype=float)).all()
     assert "elbo_validation" not in model.history  # as scvi-tools: only when asked for
+
+
+@pytest.mark.real_data
+def test_the_same_seed_gives_the_same_latent_from_disk(real_file, tmp_path):
+    path = tmp_path / "cite.h5mu"
+    md.read_h5mu(real_file("bmmc_cite_small.h5mu")).write(path)
+    latents = []
+    for _ in range(2):
+        backed = md.read_h5mu(path, backed=True)
+        OmniVI.setup_mudata(
+            backed, batch_key="batch", modalities={"rna_layer": "rna", "protein_layer": "adt"}
+        )
+        scvi.settings.seed = 0
+        model = OmniVI(backed)
+        model.train(max_epochs=5, enable_progress_bar=False)
+        latents.append(model.get_latent_representation())
+    np.testing.assert_allclose(latents[0], latents[1], rtol=1e-5, atol=1e-6)
