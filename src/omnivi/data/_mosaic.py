@@ -6,6 +6,7 @@ from collections.abc import Mapping
 
 import numpy as np
 import pandas as pd
+from anndata.abc import CSRDataset
 from mudata import MuData
 from scipy import sparse
 
@@ -31,15 +32,12 @@ def is_mosaic(mdata: MuData, mods: list[str]) -> bool:
 def pad_mosaic(mdata: MuData, layers: Mapping[str, str | None]) -> MuData:
     """Build a MuData in which every cell has every modality, with a mask of what was measured.
 
-    The user's object is not modified, and its sparse data is not copied: each padded
-    modality is a CSR matrix over every cell of ``mdata`` (in ``mdata``'s order) that shares
-    the ``data`` and ``indices`` arrays of the user's matrix, of any dtype (scvi-tools casts
-    each minibatch to float32), with a row-pointer array of its own in which the cells the
-    modality lacks are empty rows. A modality that is dense, or whose cells are not in
-    ``mdata``'s order, is copied once.
-    ``.obsm`` of the new MuData holds under :data:`MODALITY_MASK_OBSM_KEY` a cells x
-    modalities array, 1 where the cell was measured. The global ``.obs`` is copied; each
-    modality's ``.obs`` is the global one.
+    The user's object is not modified, and its data is not copied: each padded modality is a
+    :class:`PaddedRows` over every cell of ``mdata`` (in ``mdata``'s order) that reads the
+    user's matrix, of any dtype and in any cell order, when a minibatch is read, with empty
+    rows for the cells the modality lacks. ``.obsm`` of the new MuData holds under
+    :data:`MODALITY_MASK_OBSM_KEY` a cells x modalities array, 1 where the cell was measured.
+    The global ``.obs`` is copied; each modality's ``.obs`` is the global one.
 
     Parameters
     ----------
@@ -55,12 +53,7 @@ def pad_mosaic(mdata: MuData, layers: Mapping[str, str | None]) -> MuData:
     modalities = {}
     for mod, layer in layers.items():
         source = mdata.mod[mod]
-        present = presence[mod].to_numpy()
-        padded = _pad_rows(
-            sparse.csr_matrix(get_matrix(source, layer)),
-            source.obs_names.get_indexer(mdata.obs_names[present]),
-            present,
-        )
+        padded = PaddedRows(get_matrix(source, layer), source.obs_names.get_indexer(obs.index))
         modalities[mod] = matrix_anndata(padded, layer, obs.copy(), source.var.copy())
     result = MuData(modalities)
     result.obs = obs
@@ -68,19 +61,46 @@ def pad_mosaic(mdata: MuData, layers: Mapping[str, str | None]) -> MuData:
     return result
 
 
-def _pad_rows(matrix: sparse.csr_matrix, rows: np.ndarray, present: np.ndarray):
-    """Return ``matrix``'s ``rows`` placed at the true positions of ``present``, others empty.
+class PaddedRows(CSRDataset):
+    """A modality's matrix over every cell of a mosaic MuData, padded when rows are read.
 
-    The result shares ``matrix``'s ``data`` and ``indices`` when ``rows`` lists every row
-    once, in order (the usual layout of a MuData); otherwise those rows are copied first.
+    Row ``i`` is row ``source_rows[i]`` of ``matrix``, or an empty row where
+    ``source_rows[i]`` is -1 (a cell without the modality). Nothing is copied: the rows asked
+    for are gathered from ``matrix`` when read, as CSR. scvi-tools reads it as it reads the
+    matrix of a backed AnnData (an :class:`anndata.abc.CSRDataset`), a minibatch at a time.
+
+    Parameters
+    ----------
+    matrix
+        The user's cells x features matrix (CSR or dense; another sparse format is converted
+        to CSR once).
+    source_rows
+        For each cell of the padded matrix, its row in ``matrix``, or -1.
     """
-    if not np.array_equal(rows, np.arange(matrix.shape[0])):
-        matrix = matrix[rows]
-    row_lengths = np.zeros(present.size, dtype=matrix.indptr.dtype)
-    row_lengths[present] = np.diff(matrix.indptr)
-    indptr = np.concatenate([[0], np.cumsum(row_lengths)]).astype(matrix.indptr.dtype)
-    return sparse.csr_matrix(
-        (matrix.data, matrix.indices, indptr),
-        shape=(present.size, matrix.shape[1]),
-        copy=False,
-    )
+
+    def __init__(self, matrix, source_rows: np.ndarray):
+        if sparse.issparse(matrix) and matrix.format != "csr":
+            matrix = sparse.csr_matrix(matrix)
+        self.matrix = matrix
+        self.source_rows = np.asarray(source_rows)
+        self.shape = (len(self.source_rows), matrix.shape[1])
+        self.dtype = matrix.dtype
+
+    def __getitem__(self, index) -> sparse.csr_matrix:
+        """Return the rows ``index`` (an integer, slice, positions or mask; or rows, columns)."""
+        rows, columns = index if isinstance(index, tuple) else (index, slice(None))
+        rows = np.atleast_1d(self.source_rows[rows])
+        present = rows >= 0
+        measured = sparse.csr_matrix(self.matrix[rows[present]])
+        lengths = np.zeros(len(rows), dtype=measured.indptr.dtype)
+        lengths[present] = np.diff(measured.indptr)
+        indptr = np.concatenate([[0], np.cumsum(lengths)]).astype(measured.indptr.dtype)
+        padded = sparse.csr_matrix(
+            (measured.data, measured.indices, indptr), shape=(len(rows), self.shape[1])
+        )
+        every_column = isinstance(columns, slice) and columns == slice(None)
+        return padded if every_column else padded[:, columns]
+
+    def to_memory(self) -> sparse.csr_matrix:
+        """Return the whole padded matrix, as CSR in memory."""
+        return self[:]
