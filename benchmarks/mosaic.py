@@ -48,7 +48,7 @@ def unintegrated_pca(mdata) -> np.ndarray:
     padded = pad_mosaic(mdata, {"rna": None, "adt": None})
     blocks = []
     for mod in ("rna", "adt"):
-        counts = sparse.csr_matrix(padded[mod].X)
+        counts = padded[mod].X.to_memory()
         totals = np.asarray(counts.sum(axis=1)).ravel()
         scale = np.where(totals > 0, 1e4 / np.maximum(totals, 1), 0)
         blocks.append(sparse.diags(scale) @ counts)

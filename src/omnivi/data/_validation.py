@@ -207,13 +207,13 @@ def check_registrable(data: AnnData | MuData, where: str) -> None:
 def check_mosaic_in_memory(mdata: MuData) -> None:
     """Raise if ``mdata`` is mosaic (some cells lack a modality) and backed by a file.
 
-    Mosaic data is padded to every cell in memory, which a file read from disk would have to
-    be loaded for anyway; paired data trains from disk.
+    Mosaic data is padded by reading the user's matrices a minibatch of any cells at a time,
+    which omnivi does from memory only; paired data trains from disk.
     """
     if mdata.isbacked:
         raise ValueError(
             "`mdata` is a mosaic MuData (some cells lack a modality) backed by a file; omnivi "
-            "pads mosaic data in memory and does not read it from disk: load it with "
+            "reads mosaic data from memory only: load it with "
             "`mdata = mudata.read_h5mu(path)`. (A MuData whose modalities all have the same "
             "cells trains from disk.)"
         )
