@@ -63,7 +63,7 @@ _PADDED_FROM: dict[str, weakref.ref] = {}
 
 
 def _forget_padded(store: dict, uuid: str) -> None:
-    """Drop the padded copy registered under ``uuid`` from a model class's ``store``."""
+    """Drop the padded MuData registered under ``uuid`` from a model class's ``store``."""
     store.pop(uuid, None)
     _PADDED_FROM.pop(uuid, None)
 
@@ -85,7 +85,7 @@ class MultimodalSetupMixin:
             # A data module names the model it expects (scvi-tools' default: SCVI); a copy of
             # its registry records this class, as setup_anndata does, for save and load.
             registry = {**registry, _MODEL_NAME_KEY: type(self).__name__}
-        # Mosaic MuData was registered as a padded copy: the model reads the copy, and
+        # Mosaic MuData was registered as a padded MuData, which the model reads, and
         # outputs for ``adata=None`` (e.g. ``store_latent()``) go to the user's object.
         super().__init__(self._registered_object(adata), registry)
         if adata is not None:
@@ -232,19 +232,19 @@ class MultimodalSetupMixin:
         )
         adata_manager = AnnDataManager(fields=field_list, setup_method_args=setup_method_args)
         adata_manager.register_fields(registered, **kwargs)
-        if mosaic:  # the user's object points to the padded copy that was registered
+        if mosaic:  # the user's object points to the padded MuData that was registered
             for key in (_SCVI_UUID_KEY, _MANAGER_UUID_KEY):
                 mdata.uns[key] = registered.uns[key]
             uuid = registered.uns[_SCVI_UUID_KEY]
             _PADDED_FROM[uuid] = weakref.ref(mdata)
-            # Nothing but the class-level store would hold the padded copy once the user's
+            # Nothing but the class-level store would hold the padded MuData once the user's
             # object is gone (a model keeps its own reference): drop it with the object.
             weakref.finalize(mdata, _forget_padded, cls._setup_adata_manager_store, uuid)
         cls.register_manager(adata_manager)
 
     @classmethod
     def _registered_object(cls, adata: AnnData | MuData | None) -> AnnData | MuData | None:
-        """Return the object registered for ``adata``: its padded copy if it is mosaic data.
+        """Return the object registered for ``adata``: its padded MuData if it is mosaic data.
 
         Any other object (including a copy of mosaic data) is returned as it is.
         """
@@ -307,7 +307,7 @@ class MultimodalSetupMixin:
     def get_anndata_manager(
         self, adata: AnnData | MuData, required: bool = False
     ) -> AnnDataManager | None:
-        """Return the manager of ``adata`` (of its padded copy for mosaic data).
+        """Return the manager of ``adata`` (of its padded MuData for mosaic data).
 
         A copy or subset of registered data (``query[:100].copy()``) counts as unregistered
         and gets an identifier of its own: scvi-tools would transfer the training data's

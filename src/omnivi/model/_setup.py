@@ -152,7 +152,7 @@ def mudata_fields(
     unlabeled_category
         Label value of unlabeled cells, if any.
     mosaic
-        ``mdata`` is the padded copy of mosaic data (:func:`~omnivi.data._mosaic.pad_mosaic`):
+        ``mdata`` is the padded MuData of mosaic data (:func:`~omnivi.data._mosaic.pad_mosaic`):
         its cells x modalities mask is registered too.
     from_reference
         The setup is a reference's, transferred to a query: cells without a label are coded
