@@ -11,6 +11,7 @@ from scvi import REGISTRY_KEYS
 from scvi.dataloaders import AnnDataLoader
 
 from omnivi.data import SpanReadLoader, SparseInputDataSplitter, _validation
+from omnivi.data._backed import SPANS_PER_READ
 from omnivi.data._validation import matrix_rows
 from omnivi.model import OmniVI
 
@@ -44,6 +45,15 @@ def _positions(batch: dict) -> np.ndarray:
     return batch[REGISTRY_KEYS.CONT_COVS_KEY].numpy().ravel().astype(int)
 
 
+def _loader(manager, cells: np.ndarray, **options) -> SpanReadLoader:
+    """A loader of ``cells`` in minibatches of 64, windows of 50 rows, 3 windows a read."""
+    return SpanReadLoader(
+        manager,
+        cells,
+        **{"batch_size": BATCH_SIZE, "span_rows": SPAN_ROWS, "spans_per_read": 3} | options,
+    )
+
+
 def _cells(n: int = 540) -> np.ndarray:
     return np.random.default_rng(0).choice(N_CELLS, n, replace=False)
 
@@ -54,15 +64,7 @@ def test_every_cell_comes_once_with_its_own_values(
     rna, backed_manager, shuffle, load_sparse_tensor
 ):
     cells = _cells()
-    loader = SpanReadLoader(
-        backed_manager,
-        cells,
-        batch_size=BATCH_SIZE,
-        shuffle=shuffle,
-        load_sparse_tensor=load_sparse_tensor,
-        span_rows=SPAN_ROWS,
-        spans_per_read=3,
-    )
+    loader = _loader(backed_manager, cells, shuffle=shuffle, load_sparse_tensor=load_sparse_tensor)
     batches = list(loader)
     assert len(batches) == len(loader) == 9
     assert [len(_positions(b)) for b in batches] == [BATCH_SIZE] * 8 + [540 - 8 * BATCH_SIZE]
@@ -87,15 +89,7 @@ def test_every_cell_comes_once_with_its_own_values(
 
 
 def test_shuffled_minibatches_mix_the_spans_of_a_read_and_drop_last(backed_manager):
-    loader = SpanReadLoader(
-        backed_manager,
-        _cells(),
-        batch_size=BATCH_SIZE,
-        shuffle=True,
-        drop_last=True,
-        span_rows=SPAN_ROWS,
-        spans_per_read=3,
-    )
+    loader = _loader(backed_manager, _cells(), shuffle=True, drop_last=True)
     batches = list(loader)
     assert len(batches) == len(loader) == 8
     assert all(len(_positions(b)) == BATCH_SIZE for b in batches)
@@ -106,9 +100,7 @@ def test_shuffled_minibatches_mix_the_spans_of_a_read_and_drop_last(backed_manag
 
 
 def test_the_order_is_new_each_epoch_and_follows_torch_seed(backed_manager):
-    loader = SpanReadLoader(
-        backed_manager, _cells(), batch_size=BATCH_SIZE, shuffle=True, span_rows=SPAN_ROWS
-    )
+    loader = _loader(backed_manager, _cells(), shuffle=True, spans_per_read=SPANS_PER_READ)
 
     def epoch() -> np.ndarray:
         return np.concatenate([_positions(b) for b in loader])
@@ -174,16 +166,8 @@ def test_distributed_processes_read_their_own_cells_and_as_many_minibatches(
     """Two processes (ranks 0 and 1) draw the same deal of windows and never share a cell."""
 
     def epochs(rank: int) -> list[list[np.ndarray]]:
-        loader = SpanReadLoader(
-            backed_manager,
-            _cells(),
-            batch_size=BATCH_SIZE,
-            shuffle=shuffle,
-            span_rows=SPAN_ROWS,
-            spans_per_read=3,
-            drop_last=True,
-            rank=rank,
-            world_size=2,
+        loader = _loader(
+            backed_manager, _cells(), shuffle=shuffle, drop_last=True, rank=rank, world_size=2
         )
         assert len(loader) == (540 - SPAN_ROWS) // 2 // BATCH_SIZE == 3
         return [[_positions(b) for b in loader] for _ in range(2)]
@@ -217,8 +201,8 @@ def test_distributed_validation_reads_every_cell_once(backed_manager):
         np.concatenate(
             [
                 _positions(b)
-                for b in SpanReadLoader(
-                    backed_manager, cells, BATCH_SIZE, span_rows=SPAN_ROWS, rank=r, world_size=2
+                for b in _loader(
+                    backed_manager, cells, spans_per_read=SPANS_PER_READ, rank=r, world_size=2
                 )
             ]
         )

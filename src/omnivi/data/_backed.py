@@ -14,9 +14,9 @@ from scvi import settings
 from scvi.data import AnnDataManager
 from scvi.data._utils import scipy_to_torch_sparse
 
-#: Consecutive rows of the file that one read covers: tiledbsoma-ml's chunk of 64 cells. At
-#: 1M cells x 2,000 genes a window of 64 rows costs about 2 us per cell to read, against
-#: 40-80 us per cell for anndata's cell-by-cell reads of a random minibatch
+#: Consecutive rows of the file that one read covers: tiledbsoma-ml's chunk of 64 cells. From
+#: 10k to 1M cells x 2,000 genes a window of 64 rows costs 1.0-2.6 us per cell to read,
+#: against 29-91 us per cell for anndata's cell-by-cell reads of a random minibatch
 #: (``benchmarks/backed_reads.py``).
 SPAN_ROWS = 64
 #: Windows read together and shuffled into minibatches (16,384 cells at most).
@@ -28,9 +28,10 @@ _ON_DISK = (CSRDataset, CSCDataset, h5py.Dataset)
 class StoredCsrRows:
     """Consecutive rows of a CSR matrix in a file, each window read with two HDF5 reads.
 
-    anndata's slicing of a backed CSR matrix costs about 3.5 ms a call at 1M cells whatever
-    the rows asked for; this keeps the row pointers in memory (8 bytes a cell) and reads only
-    the window's stored values and column indices.
+    anndata's slicing of a backed CSR matrix costs 2-4 ms a call at 1M cells whatever
+    the rows asked for (``benchmarks/backed_reads.py``: 64 rows at 45 us a row, 1,024 rows
+    at 3.6); this keeps the row pointers in memory (8 bytes a cell) and reads only the
+    window's stored values and column indices.
 
     Parameters
     ----------
