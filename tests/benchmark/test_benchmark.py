@@ -5,8 +5,9 @@ import json
 
 import pytest
 
-from omnivi.benchmark import benchmark
+from omnivi.benchmark import _run, benchmark
 from omnivi.benchmark._report import markdown_report, standing, summarise
+from omnivi.benchmark._scoring import source_digest
 from omnivi.cli import build_parser, main
 
 
@@ -190,4 +191,15 @@ def test_a_run_continues_from_its_work_folder(cite_file, tmp_path):
             out_dir=tmp_path,
             work_dir=work,
             speed_epochs=2,
+        )
+
+
+def test_fits_of_other_omnivi_source_are_not_reused(cite_file, tmp_path, monkeypatch):
+    work = tmp_path / "work"
+    benchmark(cite_file, "batch", "cell_type", methods=["pca"], out_dir=tmp_path, work_dir=work)
+    assert json.loads((work / "run.json").read_text())["omnivi source"] == source_digest()
+    monkeypatch.setattr(_run, "source_digest", lambda: "edited")
+    with pytest.raises(ValueError, match="omnivi source differ"):
+        benchmark(
+            cite_file, "batch", "cell_type", methods=["pca"], out_dir=tmp_path, work_dir=work
         )

@@ -279,6 +279,7 @@ def markdown_report(results: dict[str, Any]) -> str:
         f"{machine['scib-metrics']}, harmonypy {machine['harmonypy']}, omnivi "
         f"{machine['omnivi']}"
         + (f" (commit {machine['omnivi commit']})" if machine.get("omnivi commit") else "")
+        + (f", source {machine['omnivi source']}" if machine.get("omnivi source") else "")
         + f"; {machine['date']}; {results['wall_seconds'] / 60:.1f} min in all"
         + (
             f" ({results['reused_fits']} fits reused from an earlier sitting)."

@@ -22,7 +22,7 @@ from omnivi import tl
 from omnivi.benchmark._data import BenchmarkData, describe_data, load_obs
 from omnivi.benchmark._methods import BASELINE, METHODS, SPEED_PEERS, SPEED_SETTINGS, Method
 from omnivi.benchmark._report import markdown_report, summarise, umap_figure
-from omnivi.benchmark._scoring import commit, machine_info, scib_scores
+from omnivi.benchmark._scoring import machine_info, scib_scores, source_digest
 
 #: The optional dependencies, installed by ``pip install 'omnivi[benchmark]'``.
 EXTRA = "omnivi[benchmark]"
@@ -92,10 +92,15 @@ def prepare_work_dir(work_dir: Path, data: BenchmarkData, settings: dict[str, An
     """Make ``work_dir`` the home of this run's fits, or check it holds this run's.
 
     ``run.json`` records the data set, the settings that change a fit (epoch caps, speed
-    epochs, threads) and omnivi's commit; fits made under another of these are not reused.
+    epochs, threads) and a hash of omnivi's source (:func:`source_digest`); fits made under
+    another of these are not reused.
     """
     work_dir.mkdir(parents=True, exist_ok=True)
-    run = {"data": json.loads(data.to_json()), "settings": settings, "omnivi commit": commit()}
+    run = {
+        "data": json.loads(data.to_json()),
+        "settings": settings,
+        "omnivi source": source_digest(),
+    }
     run_file = work_dir / "run.json"
     if run_file.exists():
         earlier = json.loads(run_file.read_text())
@@ -359,8 +364,9 @@ def benchmark(
     work_dir
         Folder to keep each fit's embedding and record in; ``None``: a temporary folder,
         removed at the end. A run given the folder of an interrupted one (same data set,
-        settings and omnivi commit) reuses the fits that finished and runs the rest, so a
-        long benchmark can be run in parts. A speed comparison is reused only whole.
+        settings and omnivi source) reuses the fits that finished and runs the rest, so a
+        long benchmark can be run in parts, across commits that leave ``omnivi`` alone. A
+        speed comparison is reused only whole.
 
     Returns
     -------

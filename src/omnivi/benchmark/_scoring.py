@@ -107,8 +107,24 @@ def commit() -> str | None:
     return completed.stdout.strip() or None
 
 
+def source_digest() -> str:
+    """Return a short hash of omnivi's Python source, the code every omnivi fit runs.
+
+    Unlike the commit it changes with uncommitted edits and not with commits that leave the
+    package alone (documentation, benchmark scripts), so fits can be reused across both.
+    """
+    import hashlib
+
+    package = Path(__file__).resolve().parents[1]
+    digest = hashlib.sha256()
+    for path in sorted(package.rglob("*.py")):
+        digest.update(path.relative_to(package).as_posix().encode())
+        digest.update(path.read_bytes())
+    return digest.hexdigest()[:12]
+
+
 def machine_info() -> dict[str, Any]:
-    """CPU, cores, GPU, library versions, omnivi's git commit and date of the run."""
+    """CPU, cores, GPU, library versions, omnivi's commit and source hash, date of the run."""
     import torch
 
     return {
@@ -123,5 +139,6 @@ def machine_info() -> dict[str, Any]:
             for package in ("omnivi", "torch", "scvi-tools", "scib-metrics", "harmonypy")
         },
         "omnivi commit": commit(),
+        "omnivi source": source_digest(),
         "date": dt.datetime.now().isoformat(timespec="seconds"),
     }
