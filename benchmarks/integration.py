@@ -21,7 +21,6 @@ from __future__ import annotations
 import argparse
 import json
 import re
-import shutil
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,7 +28,6 @@ from typing import Any
 
 from omnivi.benchmark import METHODS, benchmark
 from omnivi.benchmark._report import markdown_table
-from omnivi.benchmark._scoring import source_digest
 from omnivi.benchmark._worker import quiet_libraries
 from omnivi.data import find_data_dir
 
@@ -99,16 +97,11 @@ def run_dataset(name: str, out_dir: Path, data_dir: Path, quick: bool) -> dict[s
 
     Fits are kept in ``benchmarks/runs/<data set>`` (not under version control), so that a run
     that is interrupted continues where it stopped, also after commits that leave omnivi's
-    source alone; fits of other omnivi source are deleted and the run starts afresh.
+    source alone; fits of another run (other omnivi source, say) are deleted and the run
+    starts afresh.
     ``--quick`` keeps them in a temporary folder.
     """
     dataset = DATASETS[name]
-    work_dir = RUNS / name
-    run_file = work_dir / "run.json"
-    if run_file.exists() and json.loads(run_file.read_text()).get("omnivi source") != (
-        source_digest()
-    ):
-        shutil.rmtree(work_dir)
     return benchmark(
         data_dir / dataset.file,
         batch_key=dataset.batch_key,
@@ -119,7 +112,8 @@ def run_dataset(name: str, out_dir: Path, data_dir: Path, quick: bool) -> dict[s
         seeds=dataset.seeds[:1] if quick else dataset.seeds,
         max_epochs=3 if quick else dataset.max_epochs or None,
         speed_epochs=3 if quick else dataset.speed_epochs,
-        work_dir=None if quick else work_dir,
+        work_dir=None if quick else RUNS / name,
+        restart=True,
     )
 
 

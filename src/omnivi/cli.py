@@ -129,6 +129,7 @@ def run_benchmark(args: argparse.Namespace) -> dict:
         threads=args.threads,
         save_embeddings=args.save_embeddings,
         work_dir=args.work_dir,
+        restart=args.restart,
     )
     return {
         method["name"]: {
@@ -240,6 +241,12 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="keep each fit here; rerun with the same folder to continue an interrupted run "
         "(default: a temporary folder)",
+    )
+    bench.add_argument(
+        "--restart",
+        action="store_true",
+        help="empty a --work-dir that holds the fits of another run (other data, settings or "
+        "omnivi source) instead of stopping",
     )
     bench.add_argument(
         "--save-embeddings",

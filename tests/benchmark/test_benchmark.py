@@ -203,3 +203,22 @@ def test_fits_of_other_omnivi_source_are_not_reused(cite_file, tmp_path, monkeyp
         benchmark(
             cite_file, "batch", "cell_type", methods=["pca"], out_dir=tmp_path, work_dir=work
         )
+
+
+def test_restart_empties_a_folder_of_other_source(cite_file, tmp_path, monkeypatch):
+    work = tmp_path / "work"
+    benchmark(cite_file, "batch", "cell_type", methods=["pca"], out_dir=tmp_path, work_dir=work)
+    (work / "stale.txt").write_text("a file of the earlier run")
+    monkeypatch.setattr(_run, "source_digest", lambda: "edited")
+    again = benchmark(
+        cite_file,
+        "batch",
+        "cell_type",
+        methods=["pca"],
+        out_dir=tmp_path,
+        work_dir=work,
+        restart=True,
+    )
+    assert again["reused_fits"] == 0
+    assert not (work / "stale.txt").exists()
+    assert json.loads((work / "run.json").read_text())["omnivi source"] == "edited"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib
 import json
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -88,14 +89,16 @@ def epoch_caps(max_epochs: int | Mapping[str, int] | None) -> dict[str, int]:
     return {key: int(value) for key, value in max_epochs.items()}
 
 
-def prepare_work_dir(work_dir: Path, data: BenchmarkData, settings: dict[str, Any]) -> None:
+def prepare_work_dir(
+    work_dir: Path, data: BenchmarkData, settings: dict[str, Any], restart: bool = False
+) -> None:
     """Make ``work_dir`` the home of this run's fits, or check it holds this run's.
 
     ``run.json`` records the data set, the settings that change a fit (epoch caps, speed
     epochs, threads) and a hash of omnivi's source (:func:`source_digest`); fits made under
-    another of these are not reused.
+    another of these are not reused: the folder is emptied if ``restart``, else an error
+    says which of them differ.
     """
-    work_dir.mkdir(parents=True, exist_ok=True)
     run = {
         "data": json.loads(data.to_json()),
         "settings": settings,
@@ -105,12 +108,16 @@ def prepare_work_dir(work_dir: Path, data: BenchmarkData, settings: dict[str, An
     if run_file.exists():
         earlier = json.loads(run_file.read_text())
         changed = sorted(key for key in run if earlier.get(key) != run[key])
-        if changed:
+        if changed and restart:
+            shutil.rmtree(work_dir)
+        elif changed:
             raise ValueError(
                 f"{work_dir} holds fits of another run (its {', '.join(changed)} differ), "
-                f"which cannot be reused. Give another work folder, or empty this one."
+                f"which cannot be reused. Give another work folder, empty this one, or "
+                f"restart it (`restart=True`, `--restart`)."
             )
-    else:
+    work_dir.mkdir(parents=True, exist_ok=True)
+    if not run_file.exists():
         run_file.write_text(json.dumps(run, indent=2))
     (work_dir / "data.json").write_text(data.to_json())
 
@@ -311,6 +318,7 @@ def benchmark(
     threads: int | None = None,
     save_embeddings: bool = False,
     work_dir: str | Path | None = None,
+    restart: bool = False,
 ) -> dict[str, Any]:
     """Compare integration methods on one data set, each at its own defaults.
 
@@ -367,6 +375,9 @@ def benchmark(
         settings and omnivi source) reuses the fits that finished and runs the rest, so a
         long benchmark can be run in parts, across commits that leave ``omnivi`` alone. A
         speed comparison is reused only whole.
+    restart
+        Empty a ``work_dir`` that holds the fits of another run (other data, settings or
+        omnivi source) and start afresh, instead of stopping with an error.
 
     Returns
     -------
@@ -390,7 +401,7 @@ def benchmark(
     fit_settings = {"max_epochs": caps, "speed_epochs": speed_epochs, "threads": threads}
     with tempfile.TemporaryDirectory(prefix="omnivi-benchmark-") as tmp:
         workdir = Path(tmp) if work_dir is None else Path(work_dir)
-        prepare_work_dir(workdir, data, fit_settings)
+        prepare_work_dir(workdir, data, fit_settings, restart)
         runs, embeddings = _fit_all(workdir, selected, seeds, caps, threads, obs.index)
         speed = []
         if speed_epochs:
