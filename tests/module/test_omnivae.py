@@ -332,6 +332,36 @@ def test_padded_rows_do_not_move_the_encoding_of_measured_cells_in_training():
     assert torch.isfinite(single).all()
 
 
+def test_cells_without_a_modality_do_not_move_its_decoder_in_training():
+    """Mosaic data: the protein likelihood of the cells with protein, and so their loss and
+    gradients, ignore the cells of the minibatch that lack protein (whose loss is masked);
+    out of training every cell is decoded, for imputation."""
+    module = make_module(("rna", "protein"), dropout_rate=0.0, modality_dropout=0.0)
+    tensors = make_tensors(("rna", "protein"), n_cells=40, seed=3)
+    observed = torch.ones(40, 2)
+    observed[:20, 1] = 0.0  # 20 cells without protein
+    tensors[MODALITY_REGISTRY_KEYS["protein"]][:20] = 0.0
+    z = torch.randn(40, 8, generator=torch.Generator().manual_seed(4))
+    size = module.size_factors({m: tensors[MODALITY_REGISTRY_KEYS[m]] for m in module.modalities})
+    batch = tensors[REGISTRY_KEYS.BATCH_KEY]
+
+    def protein_rates(rows, observed_rows):
+        sizes = {m: value[rows] for m, value in size.items()}
+        px = module.generative(z[rows], sizes, batch[rows], observed=observed_rows)["px"]
+        return px["protein"].mu1
+
+    module.train()
+    alone = protein_rates(slice(20, None), None)
+    among = protein_rates(slice(None), observed)
+    torch.testing.assert_close(among[20:], alone)
+    unmasked = protein_rates(slice(None), None)
+    assert (unmasked[20:] - alone).abs().max() > 1e-3  # what the other cells used to do
+    module.eval()
+    imputed = protein_rates(slice(None), observed)[:20]
+    torch.testing.assert_close(imputed, protein_rates(slice(None, 20), None))
+    assert imputed.std(dim=0).max() > 0  # decoded from each cell's latent, not a constant
+
+
 def test_the_fusion_of_a_cell_ignores_the_other_cells_masks_in_training():
     """Layer norm in the fusion: which other cells lack a modality does not move a latent."""
     module = make_module(("rna", "protein"), dropout_rate=0.0, modality_dropout=0.0)

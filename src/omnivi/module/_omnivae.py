@@ -328,6 +328,7 @@ class OmniVAE(BaseModuleClass):
             "batch_index": tensors[REGISTRY_KEYS.BATCH_KEY],
             "cat_covs": tensors.get(REGISTRY_KEYS.CAT_COVS_KEY),
             "cont_covs": tensors.get(REGISTRY_KEYS.CONT_COVS_KEY),
+            "observed": observed,
         }
 
     def size_factors(self, x: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
@@ -449,11 +450,18 @@ class OmniVAE(BaseModuleClass):
         batch_index: torch.Tensor,
         cat_covs: torch.Tensor | None = None,
         cont_covs: torch.Tensor | None = None,
+        observed: torch.Tensor | None = None,
     ) -> dict[str, dict[str, Distribution]]:
         """Decode ``z`` into one likelihood per modality, returned under ``"px"``.
 
         ``size`` holds the per-cell terms of :meth:`size_factors`: RNA's library size, the
         log depth of protein (count likelihoods) and of ATAC.
+
+        ``observed`` (cells x modalities, 1 where the cell was measured; mosaic data): while
+        training, each decoder's hidden layers see only the cells that have its modality,
+        the only ones with a loss for it, so that the others do not enter its batch-norm
+        statistics and the gradients of the cells that have it. Out of training every cell
+        is decoded (imputation).
 
         While training with ``atac_region_fraction < 1`` the ATAC likelihood covers only the
         regions returned under ``"atac_regions"``.
@@ -468,6 +476,8 @@ class OmniVAE(BaseModuleClass):
             options = {"regions": outputs["atac_regions"]} if m == "atac" else {}
             if m == "protein" and m in size:
                 options["log_depth"] = size[m]
+            if observed is not None and self.training:
+                options["rows"] = observed[:, i] > 0
             outputs["px"][m] = self.decoders[m](z, *extra, *covariates, cont=cont_covs, **options)
         return outputs
 

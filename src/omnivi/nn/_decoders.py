@@ -12,6 +12,7 @@ from torch.distributions import Bernoulli, Distribution, Normal
 from omnivi._constants import COUNT_LIKELIHOODS
 
 from ._distributions import ZeroAwareNegativeBinomial
+from ._rows import layers_on_rows
 
 
 def _hidden_layers(
@@ -65,6 +66,16 @@ class _ModalityDecoder(nn.Module):
             n_latent, n_hidden, n_cat_list, n_cont, n_layers, use_batch_norm, use_layer_norm
         )
 
+    def _hidden(
+        self,
+        z: torch.Tensor,
+        cat_list: tuple[torch.Tensor, ...],
+        cont: torch.Tensor | None,
+        rows: torch.Tensor | None,
+    ) -> torch.Tensor:
+        """Hidden layers' output; zeros for the cells outside ``rows`` (see ``forward``)."""
+        return layers_on_rows(self.px_decoder, self.n_hidden, z, cat_list, cont, rows)
+
 
 class ExpressionDecoder(_ModalityDecoder):
     """Decode gene expression.
@@ -103,12 +114,18 @@ class ExpressionDecoder(_ModalityDecoder):
         library: torch.Tensor,
         *cat_list: torch.Tensor,
         cont: torch.Tensor | None = None,
+        rows: torch.Tensor | None = None,
     ) -> Distribution:
         """Return the expression likelihood given latent ``z`` and library sizes ``library``.
 
         ``library`` (cells x 1) scales the count likelihoods; ``"normal"`` ignores it.
+
+        ``rows`` (a boolean per cell; ``None``: all) decodes only the cells that have the
+        modality, whose batch-norm statistics then leave out the others (mosaic data, in
+        training); the others get the likelihood of a zero hidden layer, for a loss that
+        ignores them.
         """
-        hidden = self.px_decoder(z, *cat_list, cont=cont)
+        hidden = self._hidden(z, cat_list, cont, rows)
         out = self.px_scale_decoder(hidden)
         if self.likelihood == "normal":
             return Normal(out, torch.ones_like(out))
@@ -171,17 +188,19 @@ class ProteinDecoder(_ModalityDecoder):
         *cat_list: torch.Tensor,
         cont: torch.Tensor | None = None,
         log_depth: torch.Tensor | None = None,
+        rows: torch.Tensor | None = None,
     ) -> Distribution:
         """Return the protein likelihood given latent ``z``.
 
         ``log_depth`` (cells x 1, ``log1p`` of each cell's total count) is required under the
-        count likelihoods and unused under ``"normal"``.
+        count likelihoods and unused under ``"normal"``. ``rows``: as for
+        :meth:`ExpressionDecoder.forward`.
         """
         if self.takes_depth:
             if log_depth is None:
                 raise ValueError(f"The {self.likelihood!r} protein decoder needs `log_depth`.")
             cont = _with_depth(cont, log_depth)
-        hidden = self.px_decoder(z, *cat_list, cont=cont)
+        hidden = self._hidden(z, cat_list, cont, rows)
         out = self.py_back_decoder(hidden)
         if self.likelihood == "normal":
             return Normal(out, torch.ones_like(out))
@@ -237,12 +256,14 @@ class AccessibilityDecoder(_ModalityDecoder):
         *cat_list: torch.Tensor,
         cont: torch.Tensor | None = None,
         regions: torch.Tensor | None = None,
+        rows: torch.Tensor | None = None,
     ) -> Distribution:
         """Return the accessibility likelihood given ``z`` and log depth (cells x 1).
 
         ``regions`` (indices) restricts the output to those regions; ``None`` gives all.
+        ``rows``: as for :meth:`ExpressionDecoder.forward`.
         """
-        hidden = self.px_decoder(z, *cat_list, cont=_with_depth(cont, log_depth))
+        hidden = self._hidden(z, cat_list, _with_depth(cont, log_depth), rows)
         head = self.pa_logit_decoder
         if regions is None:
             logits = head(hidden)

@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
-
 import torch
 from scvi.nn import FCLayers
 from torch import nn
 
+from ._rows import layers_on_rows
 from ._sparse import bag_inputs, binary_columns, stored_density
 
 #: Stored share of a sparse minibatch below which the ATAC projection sums embedding rows over
@@ -18,20 +16,6 @@ from ._sparse import bag_inputs, binary_columns, stored_density
 #: peaks) the sum was 2.2-3.0x faster, at 15% (``bmmc_multiome_small``'s, or peaks kept for
 #: being open in many cells) the product 3.4-4.2x.
 DENSE_PROJECTION_DENSITY = 0.02
-
-
-@contextmanager
-def running_statistics(module: nn.Module) -> Iterator[None]:
-    """Use the running statistics of ``module``'s batch norms, in training mode too."""
-    norms = [m for m in module.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
-    training = [m.training for m in norms]
-    for norm in norms:
-        norm.eval()
-    try:
-        yield
-    finally:
-        for norm, mode in zip(norms, training, strict=True):
-            norm.train(mode)
 
 
 class ModalityEncoder(nn.Module):
@@ -114,14 +98,7 @@ class ModalityEncoder(nn.Module):
         """
         if self.projection is not None:  # dense or sparse input -> dense, n_output wide
             x = self._project(x)
-        if rows is None or bool(rows.all()):
-            return self._encode(x, cat_list, cont)
-        hidden = x.new_zeros(x.shape[0], self.n_output)
-        if bool(rows.any()):
-            hidden[rows] = self._encode(
-                x[rows], [c[rows] for c in cat_list], None if cont is None else cont[rows]
-            )
-        return hidden
+        return layers_on_rows(self.encoder, self.n_output, x, cat_list, cont, rows)
 
     def _project(self, x: torch.Tensor) -> torch.Tensor:
         """Sum of the projection's weight rows over the regions each cell has."""
@@ -136,14 +113,6 @@ class ModalityEncoder(nn.Module):
     def project_densely(self, x: torch.Tensor) -> torch.Tensor:
         """Project ``x`` as its dense 0/1 block times the weights."""
         return binary_columns(x) @ self.projection.weight
-
-    def _encode(
-        self, x: torch.Tensor, cat_list: Sequence[torch.Tensor], cont: torch.Tensor | None
-    ) -> torch.Tensor:
-        if self.training and x.shape[0] == 1:  # batch norm cannot estimate from one cell
-            with running_statistics(self.encoder):
-                return self.encoder(x, *cat_list, cont=cont)
-        return self.encoder(x, *cat_list, cont=cont)
 
 
 class FusionEncoder(nn.Module):
