@@ -61,6 +61,11 @@ VARIANTS: dict[str, tuple[dict, dict]] = {
     "lr=1e-3": ({}, {"lr": 1e-3}),
     "early_stopping": ({}, {"early_stopping": True}),
     "early_stopping,max_epochs=1000": ({}, {"early_stopping": True, "max_epochs": 1000}),
+    "reduce_lr_on_plateau": ({}, {"plan_kwargs": {"reduce_lr_on_plateau": True}}),
+    "early_stopping,reduce_lr_on_plateau": (
+        {},
+        {"early_stopping": True, "plan_kwargs": {"reduce_lr_on_plateau": True}},
+    ),
 }
 #: The unintegrated embeddings the probe scores beside OmniVI.
 BASELINES = ("PCA (RNA)", "padded concat-PCA")
