@@ -237,6 +237,34 @@ def test_early_stopping(synthetic_mdata):
     assert len(plain.history["elbo_validation"]) == 3
 
 
+def _final_lr(model: OmniVI) -> float:
+    return model.trainer.optimizers[0].param_groups[0]["lr"]
+
+
+def test_learning_rate_falls_when_the_validation_loss_plateaus(synthetic_mdata):
+    model = cite_model(synthetic_mdata)
+    # An improvement of 1e6 never comes: after the first epoch, every second epoch is a
+    # plateau of `lr_patience=1` epochs, and the rate is multiplied by 0.6.
+    fit(model, epochs=6, plan_kwargs={"lr_patience": 1, "lr_threshold": 1e6})
+    assert model.trainer.lightning_module.reduce_lr_on_plateau
+    assert _final_lr(model) == pytest.approx(4e-3 * 0.6**2)
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        {"reduce_lr_on_plateau": False},
+        {"train_size": 1.0},  # no validation cells
+        {"check_val_every_n_epoch": 2},
+    ],
+)
+def test_learning_rate_stays_without_a_validation_loss_every_epoch(synthetic_mdata, options):
+    model = cite_model(synthetic_mdata)
+    fit(model, epochs=6, plan_kwargs={"lr_patience": 1, "lr_threshold": 1e6}, **options)
+    assert not model.trainer.lightning_module.reduce_lr_on_plateau
+    assert _final_lr(model) == 4e-3
+
+
 def test_adversarial_batch_mixing(synthetic_mdata):
     model = cite_model(synthetic_mdata)
     fit(model, epochs=3, adversarial_batch_mixing=True)

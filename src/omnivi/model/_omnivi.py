@@ -229,6 +229,7 @@ class OmniVI(
         early_stopping: bool = False,
         adversarial_batch_mixing: bool = False,
         lr: float = 4e-3,
+        reduce_lr_on_plateau: bool = True,
         plan_kwargs: dict | None = None,
         datamodule: LightningDataModule | None = None,
         **kwargs,
@@ -253,6 +254,15 @@ class OmniVI(
             epoch heuristic caps small data sets at 400 epochs, so a 600-cell set gets about
             a thousand steps, and at 1e-3 the model left batch structure in its latent
             (scib total 0.653 vs 0.680 at 4e-3 on ``bmmc_cite_small``, 3 seeds).
+        reduce_lr_on_plateau
+            Multiply the learning rate by 0.6 whenever the validation ELBO has not improved
+            for 30 epochs (scvi-tools' ``lr_factor`` and ``lr_patience``, which
+            ``plan_kwargs`` can change), as TOTALVI does by default: the steps shrink once
+            the fit has stopped improving, so the latent settles instead of moving by full
+            steps to the last epoch. Needs the validation loss of every epoch: training
+            without validation cells, with ``check_val_every_n_epoch`` other than 1, or
+            from a data module without early stopping (which then reads no validation
+            cells) keeps the learning rate constant.
         plan_kwargs
             Further options of the training plan, e.g. ``weight_decay`` or
             ``n_epochs_kl_warmup`` (the KL weight rises linearly from 0 to 1 over that many
@@ -292,20 +302,6 @@ class OmniVI(
             OmniAdversarialTrainingPlan if adversarial_batch_mixing else OmniTrainingPlan
         )
         is_query = getattr(self, "is_query_model_", False)
-        plan_kwargs = {
-            "lr": lr,
-            "n_epochs_kl_warmup": 20,
-            # scArches trains a slice of each frozen weight; decay would shrink the rest
-            **({"weight_decay": 0.0} if is_query else {}),
-            **(plan_kwargs or {}),
-        }
-        if "optimizer" not in plan_kwargs:
-            plan_kwargs["optimizer"] = "Custom"
-            plan_kwargs["optimizer_creator"] = fused_adam(
-                plan_kwargs["lr"], plan_kwargs.get("weight_decay", 1e-6)
-            )
-        if adversarial_batch_mixing:
-            plan_kwargs.setdefault("adversarial_classifier", True)
         if datamodule is None:
             if self.adata is None:
                 raise ValueError(
@@ -319,6 +315,23 @@ class OmniVI(
                 "keep_sparse": reads_sparse,
                 **(kwargs.get("datasplitter_kwargs") or {}),
             }
+        # scvi-tools' trainer validates every epoch for early stopping unless told otherwise
+        validation_every = kwargs.get("check_val_every_n_epoch") or (1 if early_stopping else None)
+        plan_kwargs = {
+            "lr": lr,
+            "n_epochs_kl_warmup": 20,
+            "reduce_lr_on_plateau": reduce_lr_on_plateau and validation_every == 1,
+            # scArches trains a slice of each frozen weight; decay would shrink the rest
+            **({"weight_decay": 0.0} if is_query else {}),
+            **(plan_kwargs or {}),
+        }
+        if "optimizer" not in plan_kwargs:
+            plan_kwargs["optimizer"] = "Custom"
+            plan_kwargs["optimizer_creator"] = fused_adam(
+                plan_kwargs["lr"], plan_kwargs.get("weight_decay", 1e-6)
+            )
+        if adversarial_batch_mixing:
+            plan_kwargs.setdefault("adversarial_classifier", True)
         result = super().train(
             max_epochs=max_epochs,
             batch_size=batch_size,
