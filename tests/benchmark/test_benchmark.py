@@ -196,29 +196,26 @@ def test_a_run_continues_from_its_work_folder(cite_file, tmp_path):
 
 def test_fits_of_other_omnivi_source_are_not_reused(cite_file, tmp_path, monkeypatch):
     work = tmp_path / "work"
-    benchmark(cite_file, "batch", "cell_type", methods=["pca"], out_dir=tmp_path, work_dir=work)
-    assert json.loads((work / "run.json").read_text())["omnivi source"] == source_digest()
-    monkeypatch.setattr(_run, "source_digest", lambda: "edited")
-    with pytest.raises(ValueError, match="omnivi source differ"):
-        benchmark(
-            cite_file, "batch", "cell_type", methods=["pca"], out_dir=tmp_path, work_dir=work
+
+    def run(**options):
+        return benchmark(
+            cite_file,
+            "batch",
+            "cell_type",
+            methods=["pca"],
+            out_dir=tmp_path,
+            work_dir=work,
+            **options,
         )
 
-
-def test_restart_empties_a_folder_of_other_source(cite_file, tmp_path, monkeypatch):
-    work = tmp_path / "work"
-    benchmark(cite_file, "batch", "cell_type", methods=["pca"], out_dir=tmp_path, work_dir=work)
+    run()
+    assert json.loads((work / "run.json").read_text())["omnivi source"] == source_digest()
     (work / "stale.txt").write_text("a file of the earlier run")
     monkeypatch.setattr(_run, "source_digest", lambda: "edited")
-    again = benchmark(
-        cite_file,
-        "batch",
-        "cell_type",
-        methods=["pca"],
-        out_dir=tmp_path,
-        work_dir=work,
-        restart=True,
-    )
-    assert again["reused_fits"] == 0
+    with pytest.raises(ValueError, match="omnivi source differ"):
+        run()
+    assert (work / "stale.txt").exists()  # refused, not emptied
+    # restart=True (--restart) empties the folder and starts afresh
+    assert run(restart=True)["reused_fits"] == 0
     assert not (work / "stale.txt").exists()
     assert json.loads((work / "run.json").read_text())["omnivi source"] == "edited"
