@@ -166,56 +166,39 @@ def test_help_lists_the_methods(capsys):
         assert key in text
 
 
+def _pca_run(cite_file, out_dir, work, **options):
+    """The benchmark of PCA alone on ``cite_file``, its fits kept in ``work``."""
+    return benchmark(
+        cite_file, "batch", "cell_type", methods=["pca"], out_dir=out_dir, work_dir=work, **options
+    )
+
+
 def test_a_run_continues_from_its_work_folder(cite_file, tmp_path):
     work = tmp_path / "work"
-    first = benchmark(
-        cite_file, "batch", "cell_type", methods=["pca"], out_dir=tmp_path, work_dir=work
-    )
+    first = _pca_run(cite_file, tmp_path, work)
     assert first["reused_fits"] == 0
     assert (work / "pca_fit_s0.npz").exists()
     assert (work / "run.json").exists()
-    again = benchmark(
-        cite_file, "batch", "cell_type", methods=["pca"], out_dir=tmp_path, work_dir=work
-    )
+    again = _pca_run(cite_file, tmp_path, work)
     (record,) = again["methods"]["pca"]["runs"]
     assert record["reused"] is True
     assert again["reused_fits"] == 1
     assert record["scib"] == first["methods"]["pca"]["runs"][0]["scib"]
     assert "1 fits reused" in (tmp_path / f"{again['name']}.md").read_text()
     with pytest.raises(ValueError, match="settings differ"):
-        benchmark(
-            cite_file,
-            "batch",
-            "cell_type",
-            methods=["pca"],
-            out_dir=tmp_path,
-            work_dir=work,
-            speed_epochs=2,
-        )
+        _pca_run(cite_file, tmp_path, work, speed_epochs=2)
 
 
 def test_fits_of_other_omnivi_source_are_not_reused(cite_file, tmp_path, monkeypatch):
     work = tmp_path / "work"
-
-    def run(**options):
-        return benchmark(
-            cite_file,
-            "batch",
-            "cell_type",
-            methods=["pca"],
-            out_dir=tmp_path,
-            work_dir=work,
-            **options,
-        )
-
-    run()
+    _pca_run(cite_file, tmp_path, work)
     assert json.loads((work / "run.json").read_text())["omnivi source"] == source_digest()
     (work / "stale.txt").write_text("a file of the earlier run")
     monkeypatch.setattr(_run, "source_digest", lambda: "edited")
     with pytest.raises(ValueError, match="omnivi source differ"):
-        run()
+        _pca_run(cite_file, tmp_path, work)
     assert (work / "stale.txt").exists()  # refused, not emptied
     # restart=True (--restart) empties the folder and starts afresh
-    assert run(restart=True)["reused_fits"] == 0
+    assert _pca_run(cite_file, tmp_path, work, restart=True)["reused_fits"] == 0
     assert not (work / "stale.txt").exists()
     assert json.loads((work / "run.json").read_text())["omnivi source"] == "edited"
