@@ -9,7 +9,7 @@ import pytest
 import torch
 from scvi import REGISTRY_KEYS
 
-from omnivi._constants import MODALITY_REGISTRY_KEYS
+from omnivi._constants import MODALITY_MASK_KEY, MODALITY_REGISTRY_KEYS
 from omnivi.module import OmniVAE, balanced_modality_weights
 
 N_CELLS = 64
@@ -360,6 +360,28 @@ def test_cells_without_a_modality_do_not_move_its_decoder_in_training():
     imputed = protein_rates(slice(None), observed)[:20]
     torch.testing.assert_close(imputed, protein_rates(slice(None, 20), None))
     assert imputed.std(dim=0).max() > 0  # decoded from each cell's latent, not a constant
+
+
+def test_a_mask_in_which_every_cell_has_every_modality_trains_as_no_mask():
+    """Data without missing modalities: the mosaic path (row-wise encoder and decoder layers,
+    masked losses) gives the loss and gradients of the plain path, in training."""
+    module = make_module(dropout_rate=0.0)
+    tensors = make_tensors(module.modalities, seed=5)
+    complete = {**tensors, MODALITY_MASK_KEY: torch.ones(N_CELLS, len(module.modalities))}
+    module.train()
+    results = []
+    for minibatch in (tensors, complete):
+        module.zero_grad()
+        torch.manual_seed(1)  # the same modality dropout and latent samples
+        _, _, losses = module(minibatch)
+        losses.loss.backward()
+        grads = {n: p.grad.clone() for n, p in module.named_parameters() if p.grad is not None}
+        results.append((losses.loss.detach(), grads))
+    (plain_loss, plain_grads), (mask_loss, mask_grads) = results
+    torch.testing.assert_close(mask_loss, plain_loss)
+    assert plain_grads and mask_grads.keys() == plain_grads.keys()
+    for name, grad in plain_grads.items():
+        torch.testing.assert_close(mask_grads[name], grad)
 
 
 def test_the_fusion_of_a_cell_ignores_the_other_cells_masks_in_training():
