@@ -379,7 +379,8 @@ def test_a_mask_in_which_every_cell_has_every_modality_trains_as_no_mask():
         results.append((losses.loss.detach(), grads))
     (plain_loss, plain_grads), (mask_loss, mask_grads) = results
     torch.testing.assert_close(mask_loss, plain_loss)
-    assert plain_grads and mask_grads.keys() == plain_grads.keys()
+    assert plain_grads
+    assert mask_grads.keys() == plain_grads.keys()
     for name, grad in plain_grads.items():
         torch.testing.assert_close(mask_grads[name], grad)
 
