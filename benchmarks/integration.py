@@ -199,11 +199,22 @@ def _speed_table(all_results: dict[str, dict]) -> str:
     return markdown_table(header, rows)
 
 
+def _sittings(all_results: dict[str, dict]) -> str:
+    """Which runs were made at which omnivi commit (and package source) on which machine."""
+    runs_of: dict[str, list[str]] = {}
+    for name, results in all_results.items():
+        machine = results["machine"]
+        source = machine.get("omnivi source")
+        where = (
+            f"omnivi commit {machine.get('omnivi commit') or '?'}"
+            + (f" (source {source})" if source else "")
+            + f" on {machine['cpu']}, {machine['cores']} cores, torch {machine['torch']}"
+        )
+        runs_of.setdefault(where, []).append(name)
+    return "; ".join(f"{', '.join(names)} at {where}" for where, names in runs_of.items())
+
+
 def _run_facts(all_results: dict[str, dict]) -> list[str]:
-    machines = {
-        (r["machine"]["cpu"], r["machine"]["cores"], r["machine"]["torch"])
-        for r in all_results.values()
-    }
     dates = sorted(r["machine"]["date"][:10] for r in all_results.values())
     first = next(iter(all_results.values()))["machine"]
     batch_sizes: dict[str, int] = {}
@@ -220,12 +231,8 @@ def _run_facts(all_results: dict[str, dict]) -> list[str]:
                         f"{', '.join(map(str, training['epochs_run']))}; ended by "
                         f"{', '.join(sorted(set(training['ended_by'])))})"
                     )
-    cpu = "; ".join(
-        f"{cpu}, {cores} cores, torch {torch}" for cpu, cores, torch in sorted(machines)
-    )
-    commits = sorted({r["machine"].get("omnivi commit") or "?" for r in all_results.values()})
     lines = [
-        f"Runs of {dates[0]} to {dates[-1]}, omnivi at commit {', '.join(commits)} ({cpu}; "
+        f"Runs of {dates[0]} to {dates[-1]}: {_sittings(all_results)} ("
         f"scvi-tools {first['scvi-tools']}, "
         f"scib-metrics {first['scib-metrics']}, harmonypy {first['harmonypy']}). scib-metrics "
         "total (0.6 bio + 0.4 batch, raw values), mean ± standard deviation over seeds ("
