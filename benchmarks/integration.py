@@ -216,6 +216,7 @@ def _sittings(all_results: dict[str, dict]) -> str:
 
 def _run_facts(all_results: dict[str, dict]) -> list[str]:
     dates = sorted(r["machine"]["date"][:10] for r in all_results.values())
+    days = dates[0] if dates[0] == dates[-1] else f"{dates[0]} to {dates[-1]}"
     first = next(iter(all_results.values()))["machine"]
     batch_sizes: dict[str, int] = {}
     capped = []
@@ -232,7 +233,7 @@ def _run_facts(all_results: dict[str, dict]) -> list[str]:
                         f"{', '.join(sorted(set(training['ended_by'])))})"
                     )
     lines = [
-        f"Runs of {dates[0]} to {dates[-1]}: {_sittings(all_results)} ("
+        f"Runs of {days}: {_sittings(all_results)} ("
         f"scvi-tools {first['scvi-tools']}, "
         f"scib-metrics {first['scib-metrics']}, harmonypy {first['harmonypy']}). scib-metrics "
         "total (0.6 bio + 0.4 batch, raw values), mean ± standard deviation over seeds ("
