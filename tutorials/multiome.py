@@ -108,7 +108,10 @@ print(f"concat-PCA {concat_pca.shape}, Harmony {harmony.shape}, {seconds:.0f} s"
 # every epoch passes over 25,734 regions of 10,309 cells, and the project's benchmark
 # measured about 4,000 training cells per second for this data on two CPU cores
 # (`benchmarks/results/`), that is a few seconds per epoch. The cell prints the time on
-# your machine; a GPU is used if there is one.
+# your machine; a GPU is used if there is one. Leave out `max_epochs` to train for the
+# default 400 epochs, as the project's benchmark does: there OmniVI scored 0.626 and
+# Harmony on the concatenated PCA 0.610 (`benchmarks/results/mop_rna_atac.md`; scored
+# with the RNA's PCA as the unintegrated reference, so not the same figures as below).
 
 # %%
 omnivi.model.OmniVI.setup_mudata(
